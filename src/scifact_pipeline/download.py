@@ -340,7 +340,7 @@ def source_fingerprint(source: str) -> dict[str, Any]:
     """
     if s3.is_s3_url(source):
         return {"source": source}
-    path = Path(resolve_model_source(source)) if source in ("", DEFAULT_MODEL) else Path(source)
+    path = Path(resolve_model_source(source)) if source.strip().lower() in ("", DEFAULT_MODEL) else Path(source)
     if not path.exists():
         return {"source": source}
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

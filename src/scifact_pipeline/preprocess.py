@@ -98,9 +98,9 @@ PARQUET_SCHEMA: dict[str, pa.Schema] = {
 # --------------------------------------------------------------------------- pure functions
 
 
-def read_blocks(blocks: list[tuple[Block, str]], kind: str, on_bad_record: str) -> pd.DataFrame:
-    """Parse one block; valid rows have ``problem`` null, skipped rows carry the problem."""
-    block, split = blocks
+def read_blocks(block_split: tuple[Block, str], kind: str, on_bad_record: str) -> pd.DataFrame:
+    """Parse one (block, split); valid rows have ``problem`` null, skipped rows carry the problem."""
+    block, split = block_split
     rows, bad = read_records(block, kind, on_bad_record)
     rows = rows.assign(split=split, problem=None)
     bad = bad.assign(split=split)

@@ -21,12 +21,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .batching import epoch_rng, partition_order, shuffled_batches, sorted_batches, stream_partitions
+from .batching import (
+    epoch_rng,
+    partition_order,
+    shuffled_batches,
+    sorted_batches,
+    stream_partitions,
+)
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .config import scifact
-from .metrics import classification_metrics, rationale_metrics
 from .download import DEFAULT_DATA_SOURCE, DEFAULT_MODEL, DownloadModel
+from .metrics import classification_metrics, rationale_metrics
 from .preprocess import Preprocess, partition_dirs, read_partition
+from .records import ON_BAD_RECORD
 from .tokenization import ENCODERS, PairEncoder
 from .util import atomic_dir, signature, write_json
 
@@ -324,9 +331,9 @@ class TrainModel(luigi.Task):
     data_source = luigi.Parameter(default=DEFAULT_DATA_SOURCE)
     partitions = luigi.IntParameter(default=10000)
     max_claims = luigi.IntParameter(default=0)
-    on_bad_record = luigi.Parameter(default="error")
+    on_bad_record = luigi.ChoiceParameter(default="error", choices=ON_BAD_RECORD)
     model_source = luigi.Parameter(default=DEFAULT_MODEL, description="Pretrained model: s3:// prefix or .tar.gz, local dir, or 'minilm'.")
-    epochs = luigi.IntParameter(default=3)
+    epochs = luigi.IntParameter(default=3, description="Passes over the training examples.")
     batch_size = luigi.IntParameter(default=16)
     lr_encoder = luigi.FloatParameter(default=5e-5)
     lr_head = luigi.FloatParameter(default=1e-3)
@@ -337,7 +344,7 @@ class TrainModel(luigi.Task):
     buffer_size = luigi.IntParameter(default=2048, description="Shuffle buffer (examples).")
     max_grad_norm = luigi.FloatParameter(default=1.0)
     threshold = luigi.FloatParameter(default=0.5, description="Rationale probability threshold for dev metrics.")
-    checkpoint_every = luigi.IntParameter(default=200, significant=False, description="Checkpoint every N steps.")
+    checkpoint_every = luigi.IntParameter(default=100, significant=False, description="Checkpoint every N steps.")
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
@@ -420,6 +427,7 @@ class TrainRationale(TrainModel):
     """Fine-tune the rationale-selection model: (claim, sentence) → evidence or not."""
 
     kind = "rationale"
+    epochs = luigi.IntParameter(default=2, description="Passes over the training examples.")
 
 
 class TrainLabel(TrainModel):
