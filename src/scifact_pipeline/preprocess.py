@@ -272,8 +272,8 @@ def preprocess(
     if len(dup_docs_s):
         raise BadRecordError(_first_duplicate(docs_df, "doc_id", dup_docs_s.index, "doc_id"))
     if len(dup_claims_s):
-        ids = [cid for _, cid in dup_claims_s.index]
-        raise BadRecordError(_first_duplicate(claims_df, "claim_id", ids, "claim id"))
+        split, cid = dup_claims_s.index[0]  # ids are unique per split: look in that split only
+        raise BadRecordError(_first_duplicate(claims_df[claims_df.split == split], "claim_id", [cid], "claim id"))
 
     skipped = pd.concat([bad_records_df, bad_pairs_df], ignore_index=True)
     manifest: dict[str, Any] = {
