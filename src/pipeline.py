@@ -14,5 +14,9 @@ from scifact_pipeline.evaluate import EvaluateAll, Predict  # noqa: E402
 from scifact_pipeline.preprocess import Preprocess  # noqa: E402
 from scifact_pipeline.report import TrainAll  # noqa: E402
 from scifact_pipeline.training import TrainLabel, TrainRationale  # noqa: E402
+from scifact_pipeline.util import install_one_line_errors  # noqa: E402
+
+# bad input and unreachable sources are logged as one line (file:line or URL), not a traceback
+install_one_line_errors()
 
 __all__ = ["scifact", "DownloadData", "DownloadModel", "Preprocess", "TrainRationale", "TrainLabel", "TrainAll", "Predict", "EvaluateAll"]

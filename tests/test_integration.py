@@ -88,6 +88,7 @@ def test_cli_fails_with_nonzero_exit_and_one_line_error(tmp_path):
     proc = _run_cli(tmp_path, "--data-source", str(missing))
     assert proc.returncode == 30, proc.stdout + proc.stderr  # [retcode] task_failed
     assert str(missing) in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "data").exists() or not any((tmp_path / "out" / "data").iterdir())
 
 
@@ -109,4 +110,5 @@ def test_cli_names_file_and_line_of_a_bad_record(tmp_path):
     proc = _run_cli(tmp_path, "--data-source", str(archive), "--partitions", "4")
     assert proc.returncode == 30
     assert "corpus.jsonl:2: field 'abstract' must be a list of sentence strings" in proc.stderr
+    assert "Traceback" not in proc.stderr  # bad input is one line, not a stack trace
     assert not list((tmp_path / "out").glob("examples/*/manifest.json"))

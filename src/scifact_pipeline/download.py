@@ -20,7 +20,7 @@ import luigi
 
 from . import s3
 from .config import scifact
-from .util import atomic_dir, signature, write_json
+from .util import DataError, MissingInputError, atomic_dir, signature, write_json
 
 DEFAULT_DATA_SOURCE = "s3://scifact/release/latest/data.tar.gz"
 DATA_FILES = ("corpus.jsonl", "claims_train.jsonl", "claims_dev.jsonl", "claims_test.jsonl")
@@ -84,38 +84,38 @@ def safe_extract_tar(archive: str | os.PathLike[str], dest: str | os.PathLike[st
     try:
         tf = tarfile.open(archive, "r:*")
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ValueError(f"{archive}: not a readable tar archive ({' '.join(str(exc).split())})") from exc
+        raise DataError(f"{archive}: not a readable tar archive ({' '.join(str(exc).split())})") from exc
     with tf:
         try:
             members = tf.getmembers()
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise ValueError(f"{archive}: corrupt tar archive ({' '.join(str(exc).split())})") from exc
+            raise DataError(f"{archive}: corrupt tar archive ({' '.join(str(exc).split())})") from exc
         root = os.path.abspath(dest)
         files: list[Path] = []
         for m in members:
             name = m.name
             if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
-                raise ValueError(f"{archive}: refusing member {name!r}: absolute path")
+                raise DataError(f"{archive}: refusing member {name!r}: absolute path")
             target = os.path.abspath(os.path.join(root, name))
             if target != root and not target.startswith(root + os.sep):
-                raise ValueError(f"{archive}: refusing member {name!r}: path escapes the destination")
+                raise DataError(f"{archive}: refusing member {name!r}: path escapes the destination")
             if m.issym():
-                raise ValueError(f"{archive}: refusing member {name!r}: symlink to {m.linkname!r}")
+                raise DataError(f"{archive}: refusing member {name!r}: symlink to {m.linkname!r}")
             if m.islnk():
-                raise ValueError(f"{archive}: refusing member {name!r}: hardlink to {m.linkname!r}")
+                raise DataError(f"{archive}: refusing member {name!r}: hardlink to {m.linkname!r}")
             if m.isdev():
-                raise ValueError(f"{archive}: refusing member {name!r}: device or fifo")
+                raise DataError(f"{archive}: refusing member {name!r}: device or fifo")
             if not (m.isfile() or m.isdir()):
-                raise ValueError(f"{archive}: refusing member {name!r}: unsupported member type")
+                raise DataError(f"{archive}: refusing member {name!r}: unsupported member type")
             if m.isfile():
                 files.append(Path(target))
         dest.mkdir(parents=True, exist_ok=True)
         try:
             tf.extractall(dest, members=members, filter="data")
         except tarfile.FilterError as exc:
-            raise ValueError(f"{archive}: refusing archive: {' '.join(str(exc).split())}") from exc
+            raise DataError(f"{archive}: refusing archive: {' '.join(str(exc).split())}") from exc
         except (tarfile.TarError, EOFError) as exc:
-            raise ValueError(f"{archive}: corrupt tar archive ({' '.join(str(exc).split())})") from exc
+            raise DataError(f"{archive}: corrupt tar archive ({' '.join(str(exc).split())})") from exc
     return files
 
 
@@ -134,10 +134,10 @@ def locate_data_files(root: str | os.PathLike[str], label: str | None = None) ->
     root = Path(root)
     where = label or str(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{where}: data folder not found")
+        raise MissingInputError(f"{where}: data folder not found")
     candidates = [p for p in root.rglob("corpus.jsonl") if p.is_file()]
     if not candidates:
-        raise FileNotFoundError(f"{where}: corpus.jsonl not found")
+        raise MissingInputError(f"{where}: corpus.jsonl not found")
     folder = min(candidates, key=lambda p: (len(p.relative_to(root).parts), str(p))).parent
     found: dict[str, Path] = {}
     for name in DATA_FILES:
@@ -146,7 +146,7 @@ def locate_data_files(root: str | os.PathLike[str], label: str | None = None) ->
             found[name] = path
         elif name not in OPTIONAL_DATA_FILES:
             rel = path.relative_to(root).as_posix()
-            raise FileNotFoundError(f"{where}: {name} not found (expected {rel} beside corpus.jsonl)")
+            raise MissingInputError(f"{where}: {name} not found (expected {rel} beside corpus.jsonl)")
     return found
 
 
@@ -158,12 +158,12 @@ def _check_jsonl(path: Path, where: str) -> None:
                 try:
                     obj = json.loads(line)
                 except ValueError:
-                    raise ValueError(f"{where}: {path.name} is not JSON lines (first line does not parse)") from None
+                    raise DataError(f"{where}: {path.name} is not JSON lines (first line does not parse)") from None
                 if not isinstance(obj, dict):
-                    raise ValueError(f"{where}: {path.name} is not JSON lines of objects")
+                    raise DataError(f"{where}: {path.name} is not JSON lines of objects")
                 return
     if path.name not in OPTIONAL_DATA_FILES:
-        raise ValueError(f"{where}: {path.name} is empty")
+        raise DataError(f"{where}: {path.name} is empty")
 
 
 def _materialise_source(source: str, work: Path) -> Path:
@@ -182,7 +182,7 @@ def _materialise_source(source: str, work: Path) -> Path:
         return path
     if path.is_file():
         return _extract(path, work / "extracted", label=source)
-    raise FileNotFoundError(f"{source}: no such file or folder")
+    raise MissingInputError(f"{source}: no such file or folder")
 
 
 def _extract(archive: Path, dest: Path, label: str) -> Path:
@@ -192,7 +192,7 @@ def _extract(archive: Path, dest: Path, label: str) -> Path:
         msg = str(exc)
         if str(archive) != label:
             msg = msg.replace(str(archive), label, 1)
-        raise ValueError(msg) from exc
+        raise DataError(msg) from exc
     return dest
 
 
@@ -271,25 +271,25 @@ def _validate_model_files(names: set[str], folder: Path, source: str) -> None:
         try:
             cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"model source {source}: config.json is not valid JSON ({exc})") from None
+            raise DataError(f"model source {source}: config.json is not valid JSON ({exc})") from None
         if not isinstance(cfg, dict):
-            raise ValueError(f"model source {source}: config.json is not a JSON object")
+            raise DataError(f"model source {source}: config.json is not a JSON object")
     weights = sorted(n for n in names if _is_weights(n))
     if not weights:
         missing.append("weights (*.safetensors or pytorch_model.bin)")
     if not (names & _TOKENIZER_CORE or any(n.endswith(".model") for n in names)):
         missing.append("tokenizer files (tokenizer.json, vocab.txt, vocab.json or *.model)")
     if missing:
-        raise ValueError(f"model source {source}: missing {'; '.join(missing)}")
+        raise DataError(f"model source {source}: missing {'; '.join(missing)}")
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if index in names:
             try:
                 shards = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise ValueError(f"model source {source}: {index} is not a valid weights index") from None
+                raise DataError(f"model source {source}: {index} is not a valid weights index") from None
             absent = sorted(shards - names)
             if absent:
-                raise ValueError(f"model source {source}: {index} names missing shard(s) {', '.join(absent)}")
+                raise DataError(f"model source {source}: {index} names missing shard(s) {', '.join(absent)}")
 
 
 def fetch_model(source: str | os.PathLike[str] | None, dest: str | os.PathLike[str]) -> dict[str, Any]:

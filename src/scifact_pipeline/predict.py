@@ -23,6 +23,7 @@ from .retrieval import Retriever, doc_text
 from .scorer import read_jsonl
 from .tokenization import LabelEncoder, PairEncoder, RationaleEncoder
 from .training import load_tokenizer, predict_proba, quiet_transformers
+from .util import DataError
 
 
 @dataclass
@@ -130,7 +131,8 @@ def predict_file(
     claims = read_jsonl(claims_path)
     for n, c in enumerate(claims, 1):
         if not isinstance(c.get("id"), int) or not isinstance(c.get("claim"), str):
-            raise ValueError(f"{claims_path}:{n}: a claim needs an integer 'id' and a string 'claim'")
+            field = "id" if not isinstance(c.get("id"), int) else "claim"
+            raise DataError(f"{claims_path}:{n}: a claim needs an integer 'id' and a string 'claim' (bad {field!r})")
     corpus = load_corpus(corpus_path)
     gold = [[int(d) for d in (c.get("evidence") or {})] for c in claims]
     t0 = time.time()

@@ -16,11 +16,13 @@ import fsspec
 import pandas as pd
 from fsspec.utils import infer_compression
 
+from .util import InputError, MissingInputError
+
 LABELS_EVIDENCE = ("SUPPORT", "CONTRADICT")
 ON_BAD_RECORD = ("error", "skip")
 
 
-class BadRecordError(ValueError):
+class BadRecordError(InputError, ValueError):
     """A JSON-lines record that is invalid; the message names file, line and problem."""
 
 
@@ -42,10 +44,10 @@ def expand_inputs(spec: str | list[str]) -> list[str]:
         fs, _, paths = fsspec.get_fs_token_paths(item)
         found = sorted(paths) if any(ch in item for ch in "*?[") else [item]
         if not found:
-            raise FileNotFoundError(f"{item}: no input file matches")
+            raise MissingInputError(f"{item}: no input file matches")
         for p in found:
             if not fs.exists(p):
-                raise FileNotFoundError(f"{p}: input file not found")
+                raise MissingInputError(f"{p}: input file not found")
             files.append(p)
     return files
 

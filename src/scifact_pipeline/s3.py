@@ -39,6 +39,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .util import DataError, InputError
+
 DEFAULT_REGION = "us-west-2"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -55,7 +57,7 @@ _TRANSFER_CONFIG = TransferConfig(
 _ACCESS_DENIED = "access denied (a bucket that cannot be listed also answers 403 for a missing key)"
 
 
-class S3Error(RuntimeError):
+class S3Error(InputError, RuntimeError):
     """A failed S3 operation. ``str(err)`` is one line naming the ``s3://`` URL and the problem."""
 
     def __init__(self, message: str, url: str | None = None) -> None:
@@ -78,11 +80,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     Raises ValueError (one line) when ``url`` is not an ``s3://`` URL or has no valid bucket name.
     """
     if not is_s3_url(url):
-        raise ValueError(f"not an S3 URL: {url!r} (expected s3://bucket/key)")
+        raise DataError(f"not an S3 URL: {url!r} (expected s3://bucket/key)")
     rest = url[5:]
     bucket, _, key = rest.partition("/")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", bucket):
-        raise ValueError(f"malformed S3 URL {url!r}: missing or invalid bucket name (expected s3://bucket/key)")
+        raise DataError(f"malformed S3 URL {url!r}: missing or invalid bucket name (expected s3://bucket/key)")
     return bucket, key
 
 
@@ -106,7 +108,7 @@ def _config_number(name: str, default: float) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"[s3] {name} must be a number, got {value!r}") from None
+        raise DataError(f"[s3] {name} must be a number, got {value!r}") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,7 +263,7 @@ def download_file(url: str, dest: str | os.PathLike[str]) -> Path:
     """
     bucket, key = parse_s3_url(url)
     if not key or key.endswith("/"):
-        raise ValueError(f"malformed S3 URL {url!r}: expected s3://bucket/key naming one object")
+        raise DataError(f"malformed S3 URL {url!r}: expected s3://bucket/key naming one object")
     client = get_client()
     return _download_object(client, bucket, key, Path(dest), None)
 

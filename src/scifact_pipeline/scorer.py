@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .metrics import prf
+from .util import InputError
 
 VALID_LABELS = ("SUPPORT", "CONTRADICT")
 METRIC_NAMES = ("abstract_label_only", "abstract_rationalized", "sentence_selection", "sentence_label")
 
 
-class PredictionError(ValueError):
+class PredictionError(InputError, ValueError):
     """A predictions file that does not fit the gold file (one line naming file and line)."""
 
 

@@ -48,7 +48,7 @@ class TrainSettings:
 
     epochs: int = 3
     batch_size: int = 16
-    lr_encoder: float = 5e-5
+    lr_encoder: float = 1e-4
     lr_head: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
@@ -335,7 +335,7 @@ class TrainModel(luigi.Task):
     model_source = luigi.Parameter(default=DEFAULT_MODEL, description="Pretrained model: s3:// prefix or .tar.gz, local dir, or 'minilm'.")
     epochs = luigi.IntParameter(default=3, description="Passes over the training examples.")
     batch_size = luigi.IntParameter(default=16)
-    lr_encoder = luigi.FloatParameter(default=5e-5)
+    lr_encoder = luigi.FloatParameter(default=1e-4)
     lr_head = luigi.FloatParameter(default=1e-3)
     weight_decay = luigi.FloatParameter(default=0.01)
     warmup_ratio = luigi.FloatParameter(default=0.06)
@@ -434,3 +434,4 @@ class TrainLabel(TrainModel):
     """Fine-tune the label-prediction model: (claim, evidence) → CONTRADICT / NOINFO / SUPPORT."""
 
     kind = "label"
+    epochs = luigi.IntParameter(default=5, description="Passes over the training examples.")

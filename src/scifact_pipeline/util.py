@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -85,3 +86,39 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_file(path, encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
+
+
+class InputError(Exception):
+    """Bad input or an unavailable source; its message is one line naming the file or URL.
+
+    Luigi logs a failed task with its traceback; :class:`OneLineErrors` shows these errors as
+    that one line instead, since the traceback says nothing the message does not.
+    """
+
+
+class DataError(InputError, ValueError):
+    """Input that cannot be used (bad archive, bad model folder, bad claims file)."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """An input file, folder or archive member that does not exist."""
+
+
+class OneLineErrors(logging.Filter):
+    """Log filter: a record carrying an :class:`InputError` becomes one line, without traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, InputError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_one_line_errors(logger_name: str = "luigi-interface") -> None:
+    """Attach :class:`OneLineErrors` to Luigi's logger (once)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, OneLineErrors) for f in logger.filters):
+        logger.addFilter(OneLineErrors())
