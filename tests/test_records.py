@@ -191,27 +191,24 @@ BAD_DOCS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_CLAIMS))
-def test_bad_claim_error_names_file_and_line(tmp_path: Path, case: str) -> None:
-    raw, problem = BAD_CLAIMS[case]
-    path, line = _claims_file(tmp_path, raw)
+def _assert_names_file_and_line(tmp_path: Path, kind: str, write, raw: bytes, problem: str) -> None:
+    path, line = write(tmp_path, raw)
     with pytest.raises(BadRecordError) as err:
-        read_records(_whole(path), "claims")
+        read_records(_whole(path), kind)
     msg = str(err.value)
     assert msg.startswith(f"{path}:{line}: "), msg
     assert problem in msg
     assert "\n" not in msg
 
 
+@pytest.mark.parametrize("case", sorted(BAD_CLAIMS))
+def test_bad_claim_error_names_file_and_line(tmp_path: Path, case: str) -> None:
+    _assert_names_file_and_line(tmp_path, "claims", _claims_file, *BAD_CLAIMS[case])
+
+
 @pytest.mark.parametrize("case", sorted(BAD_DOCS))
 def test_bad_doc_error_names_file_and_line(tmp_path: Path, case: str) -> None:
-    raw, problem = BAD_DOCS[case]
-    path, line = _corpus_file(tmp_path, raw)
-    with pytest.raises(BadRecordError) as err:
-        read_records(_whole(path), "corpus")
-    msg = str(err.value)
-    assert msg.startswith(f"{path}:{line}: "), msg
-    assert problem in msg
+    _assert_names_file_and_line(tmp_path, "corpus", _corpus_file, *BAD_DOCS[case])
 
 
 def test_bad_line_in_a_later_block_has_the_file_line_number(tmp_path: Path) -> None:

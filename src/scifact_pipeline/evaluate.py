@@ -22,6 +22,7 @@ from .download import DownloadData, source_fingerprint
 from .examples import LABEL_NAMES
 from .metrics import rationale_metrics
 from .predict import Verifier, load_corpus, predict_file, write_jsonl
+from .preprocess import partition_dirs
 from .report import TrainAll
 from .retrieval import RETRIEVERS, retrieval_metrics
 from .scorer import METRIC_NAMES, read_jsonl, score
@@ -126,7 +127,14 @@ def plot_report(out: Path, trainings: dict[str, Any], confusion: list[list[int]]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
+    names: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (kind, t) in zip(axes, trainings.items()):
         epochs = [h["epoch"] for h in t["history"]]
@@ -137,10 +145,7 @@ def plot_report(out: Path, trainings: dict[str, Any], confusion: list[list[int]]
         ax.set_xticks(epochs)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "training_curves.png", dpi=110)
-    plt.close(fig)
-    names.append("training_curves.png")
+    save(fig, "training_curves.png")
 
     fig, ax = plt.subplots(figsize=(5, 4.4))
     m = np.array(confusion)
@@ -153,10 +158,7 @@ def plot_report(out: Path, trainings: dict[str, Any], confusion: list[list[int]]
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title("Label prediction on dev (gold abstracts)")
-    fig.tight_layout()
-    fig.savefig(out / "label_confusion.png", dpi=110)
-    plt.close(fig)
-    names.append("label_confusion.png")
+    save(fig, "label_confusion.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("precision", "recall", "f1"):
@@ -166,10 +168,7 @@ def plot_report(out: Path, trainings: dict[str, Any], confusion: list[list[int]]
     ax.set_title("Rationale selection on dev gold abstracts")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "rationale_threshold_sweep.png", dpi=110)
-    plt.close(fig)
-    names.append("rationale_threshold_sweep.png")
+    save(fig, "rationale_threshold_sweep.png")
     return names
 
 
@@ -240,8 +239,6 @@ class EvaluateAll(luigi.Task):
         rows = gold_sentence_rows(verifier, gold, corpus)
         sweep = [rationale_metrics(rows, t) for t in THRESHOLDS]
         examples_dir = Path(json.loads((Path(report["models_dir"]["label"]) / "training.json").read_text())["params"]["examples"])
-        from .preprocess import partition_dirs
-
         label_dev = evaluate("label", verifier.label_model, verifier.label_encoder, partition_dirs(examples_dir, "label", "dev", self.partitions), self.threshold)
         ev: dict[str, Any] = {
             **info,
