@@ -8,14 +8,27 @@ Settings come from the luigi config section ``[s3]`` (all optional)::
     aws_access_key_id = ...
     aws_secret_access_key = ...
     aws_session_token = ...
-    max_attempts = 5                         ; retries after the first try (botocore "standard" mode)
+    max_attempts = 5                         ; retries of each request after the first try
     connect_timeout = 10
     read_timeout = 60
+    download_attempts = 3                    ; tries of each object download (first try included)
+    backoff_base = 0.5                       ; seconds; the n-th retry waits rand(0, base * 2**(n-1))
+    backoff_max = 20                         ; seconds; cap of that wait
 
 Anything not set there falls back to boto3's own resolution (environment variables such as
 ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, the shared config files, ...). The
 region defaults to ``us-west-2`` (where the official SciFact bucket lives) when none resolves.
 When no credentials resolve at all, requests are sent unsigned: the SciFact bucket is public.
+
+Faults are handled in two layers. Each request (HEAD, GET, LIST) is retried by botocore
+("standard" mode) on connection errors, timeouts, 5xx and throttling answers (``max_attempts``
+retries, backoff ``rand(0, 1) * 2**n`` s up to 20 s). Each object download is then checked: the
+file's size must equal the object's ``ContentLength`` and, when the ETag is a plain MD5
+(single-part upload, no KMS/customer-key encryption), the file's MD5 must equal it. A body that
+breaks off (reset, truncation, read timeout) or fails the check is downloaded again, up to
+``download_attempts`` tries with exponential backoff and full jitter (``backoff_base``,
+``backoff_max``). Access denied (403) and not found (404) are never retried. The download goes
+to a temp file beside the destination and is renamed into place only once verified.
 
 Every failure is raised as :class:`S3Error`, whose message is one line naming the ``s3://`` URL
 and the problem (never credentials).
@@ -25,19 +38,31 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import logging
 import os
 import posixpath
+import random
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import botocore
+from boto3.exceptions import RetriesExceededError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    FlexibleChecksumError,
+    IncompleteReadError,
+    ResponseStreamingError,
+)
+from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
 
 from .util import DataError, InputError
 
@@ -45,13 +70,28 @@ DEFAULT_REGION = "us-west-2"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_DOWNLOAD_ATTEMPTS = 3
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 20.0
 
+logger = logging.getLogger(__name__)
+
+# One try per transfer: a broken-off body is retried by _download_object, with backoff.
 _TRANSFER_CONFIG = TransferConfig(
     multipart_threshold=64 * 1024 * 1024,
     multipart_chunksize=16 * 1024 * 1024,
     max_concurrency=4,
-    num_download_attempts=5,
+    num_download_attempts=1,
     use_threads=True,
+)
+
+# A transfer that failed after its response began; worth downloading the object again.
+_BROKEN_BODY = (
+    RetriesExceededError,
+    TransferRetriesExceededError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    FlexibleChecksumError,
 )
 
 _ACCESS_DENIED = "access denied (a bucket that cannot be listed also answers 403 for a missing key)"
@@ -63,6 +103,10 @@ class S3Error(InputError, RuntimeError):
     def __init__(self, message: str, url: str | None = None) -> None:
         self.url = url
         super().__init__(_one_line(message))
+
+
+class _TransferError(S3Error):
+    """A download whose body broke off or failed the size/MD5 check; retried with backoff."""
 
 
 def _one_line(text: str) -> str:
@@ -101,14 +145,17 @@ def _config_value(name: str) -> str | None:
     return value or None
 
 
-def _config_number(name: str, default: float) -> float:
+def _config_number(name: str, default: float, minimum: float = 0.0) -> float:
     value = _config_value(name)
     if value is None:
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise DataError(f"[s3] {name} must be a number, got {value!r}") from None
+    if not number >= minimum:
+        raise DataError(f"[s3] {name} must be at least {minimum:g}, got {value!r}")
+    return number
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,6 +219,8 @@ def _short_reason(exc: BaseException) -> str:
         "ConnectionClosedError": "connection closed by the server",
         "ProxyConnectionError": "cannot connect to the proxy",
         "SSLError": "TLS/SSL error",
+        "IncompleteReadError": "the body ended early",
+        "ResponseStreamingError": "the connection broke while reading the body",
     }
     for cls in type(exc).__mro__:
         if cls.__name__ in names:
@@ -199,6 +248,8 @@ def _translate(exc: BaseException, url: str, client: Any, listing: bool = False)
             return S3Error(f"{url}: {_ACCESS_DENIED}{detail}", url)
         detail = f": {message}" if message else ""
         return S3Error(f"{url}: S3 error {code or '?'} (HTTP {status}){detail}", url)
+    if isinstance(exc, (IncompleteReadError, ResponseStreamingError)):
+        return S3Error(f"{url}: transfer interrupted: {_short_reason(exc)}", url)
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return S3Error(f"{url}: no AWS credentials found", url)
     if isinstance(
@@ -227,45 +278,95 @@ def _is_s3_failure(exc: BaseException) -> bool:
     return isinstance(exc, (BotoCoreError, ClientError)) or module.startswith(("s3transfer", "botocore", "boto3"))
 
 
-def _download_object(client: Any, bucket: str, key: str, dest: Path, expected_size: int | None) -> Path:
-    """Download one object to a temp file beside ``dest``, check its size, rename into place."""
+def _plain_md5(head: dict[str, Any]) -> str | None:
+    """The object's MD5 from a HEAD answer when its ETag is one (single-part, no KMS/SSE-C); else None."""
+    etag = str(head.get("ETag", "")).strip('"').lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", etag):
+        return None  # multipart ("...-N") or not an MD5 at all
+    if head.get("SSECustomerAlgorithm") or str(head.get("ServerSideEncryption", "")).startswith("aws:kms"):
+        return None  # the ETag of an encrypted object is not the MD5 of its content
+    return etag
+
+
+def _file_md5(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
+def _verify(path: Path, head: dict[str, Any], url: str) -> None:
+    """Raise :class:`_TransferError` unless ``path`` has the object's size and (when known) MD5."""
+    expected = int(head["ContentLength"])
+    got = path.stat().st_size
+    if got != expected:
+        raise _TransferError(f"{url}: incomplete download: got {got} bytes, expected {expected}", url)
+    md5 = _plain_md5(head)
+    if md5 is not None and _file_md5(path) != md5:
+        raise _TransferError(f"{url}: corrupt download: MD5 differs from the object's ETag {md5}", url)
+
+
+def _download_once(client: Any, bucket: str, key: str, dest: Path) -> None:
+    """One try: HEAD, download to a temp file beside ``dest``, verify, rename into place."""
     url = f"s3://{bucket}/{key}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         try:
-            if expected_size is None:
-                expected_size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            head = client.head_object(Bucket=bucket, Key=key)
             client.download_file(bucket, key, str(tmp), Config=_TRANSFER_CONFIG)
         except Exception as exc:
-            if _is_s3_failure(exc):
-                raise _translate(exc, url, client) from exc
-            raise
-        got = tmp.stat().st_size
-        if got != expected_size:
-            raise S3Error(f"{url}: incomplete download: got {got} bytes, expected {expected_size}", url)
+            if not _is_s3_failure(exc):
+                raise
+            error = _translate(exc, url, client)
+            if isinstance(exc, _BROKEN_BODY):
+                raise _TransferError(str(error), url) from exc
+            raise error from exc
+        _verify(tmp, head, url)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    return dest
+
+
+def _download_object(client: Any, bucket: str, key: str, dest: Path) -> Path:
+    """Download one object to ``dest``, retrying broken or unverified transfers with backoff.
+
+    Tries ``[s3] download_attempts`` times; before try n+1 it sleeps a random time up to
+    ``min(backoff_max, backoff_base * 2**(n-1))`` seconds. The last failure is raised.
+    """
+    attempts = int(_config_number("download_attempts", DEFAULT_DOWNLOAD_ATTEMPTS, minimum=1))
+    base = _config_number("backoff_base", DEFAULT_BACKOFF_BASE)
+    cap = _config_number("backoff_max", DEFAULT_BACKOFF_MAX)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    attempt = 1
+    while True:
+        try:
+            _download_once(client, bucket, key, dest)
+            return dest
+        except _TransferError as exc:
+            if attempt >= attempts:
+                raise
+            delay = random.uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
+            logger.warning("%s (try %d of %d); retrying in %.2f s", exc, attempt, attempts, delay)
+            time.sleep(delay)
+            attempt += 1
 
 
 def download_file(url: str, dest: str | os.PathLike[str]) -> Path:
     """Download the object at ``url`` (``s3://bucket/key``) to ``dest``; return ``dest``.
 
     Uses boto3's managed transfer into a temp file beside ``dest``, checks the size against the
-    object's ``ContentLength`` and renames into place, so ``dest`` is never left half-written.
-    Raises :class:`S3Error` (not found, access denied, unreachable endpoint, size mismatch).
+    object's ``ContentLength`` and the MD5 against a plain-MD5 ETag, and renames into place, so
+    ``dest`` is never left half-written; a broken or unverified transfer is retried (see the
+    module docstring). Raises :class:`S3Error` (not found, access denied, unreachable endpoint,
+    a transfer that still fails after ``download_attempts`` tries).
     """
     bucket, key = parse_s3_url(url)
     if not key or key.endswith("/"):
         raise DataError(f"malformed S3 URL {url!r}: expected s3://bucket/key naming one object")
     client = get_client()
-    return _download_object(client, bucket, key, Path(dest), None)
+    return _download_object(client, bucket, key, Path(dest))
 
 
 def _relative_key(prefix: str, key: str, dest_dir: Path, bucket: str) -> str | None:
@@ -292,27 +393,26 @@ def download_prefix(url: str, dest_dir: str | os.PathLike[str]) -> list[Path]:
     folder_url = f"s3://{bucket}/{prefix}"
     dest_dir = Path(dest_dir)
     client = get_client()
-    objects: list[tuple[str, int]] = []
+    objects: list[str] = []
     try:
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []) or []:
-                objects.append((obj["Key"], int(obj.get("Size", 0))))
+            objects.extend(obj["Key"] for obj in page.get("Contents", []) or [])
     except Exception as exc:
         if _is_s3_failure(exc):
             raise _translate(exc, folder_url, client, listing=True) from exc
         raise
-    planned: list[tuple[str, int, Path]] = []
-    for obj_key, size in objects:
+    planned: list[tuple[str, Path]] = []
+    for obj_key in objects:
         rel = _relative_key(prefix, obj_key, dest_dir, bucket)
         if rel is not None:
-            planned.append((obj_key, size, dest_dir.joinpath(*rel.split("/"))))
+            planned.append((obj_key, dest_dir.joinpath(*rel.split("/"))))
     if not planned:
         raise S3Error(f"no objects under {folder_url}", folder_url)
     written: list[Path] = []
     try:
-        for obj_key, size, target in planned:
-            written.append(_download_object(client, bucket, obj_key, target, size))
+        for obj_key, target in planned:
+            written.append(_download_object(client, bucket, obj_key, target))
     except BaseException:
         for p in written:
             with contextlib.suppress(OSError):
