@@ -180,3 +180,14 @@ def doc(doc_id: int) -> dict[str, Any]:
 def claim(claim_id: int) -> dict[str, Any]:
     """The fixture claim record with ``claim_id``."""
     return next(c for c in TRAIN_CLAIMS + DEV_CLAIMS if c["id"] == claim_id)
+
+
+def edited_line(record: dict[str, Any], **changes: Any) -> bytes:
+    """``record`` with ``changes`` applied (a value of None removes the field), as a JSON line."""
+    rec = dict(record)
+    for k, v in changes.items():
+        if v is None:
+            rec.pop(k, None)
+        else:
+            rec[k] = v
+    return json.dumps(rec).encode()

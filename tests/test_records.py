@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import CORPUS, DEV_CLAIMS, TRAIN_CLAIMS, jsonl_bytes, write_jsonl
+from helpers import CORPUS, DEV_CLAIMS, TRAIN_CLAIMS, edited_line, jsonl_bytes, write_jsonl
 
 from scifact_pipeline.records import (
     BadRecordError,
@@ -142,23 +142,11 @@ def _whole(path: Path) -> Block:
 
 
 def _claim(**changes: object) -> bytes:
-    rec = dict(TRAIN_CLAIMS[0])
-    for k, v in changes.items():
-        if v is None:
-            rec.pop(k)
-        else:
-            rec[k] = v
-    return json.dumps(rec).encode()
+    return edited_line(TRAIN_CLAIMS[0], **changes)
 
 
 def _doc(**changes: object) -> bytes:
-    rec = dict(CORPUS[0])
-    for k, v in changes.items():
-        if v is None:
-            rec.pop(k)
-        else:
-            rec[k] = v
-    return json.dumps(rec).encode()
+    return edited_line(CORPUS[0], **changes)
 
 
 BAD_CLAIMS = {

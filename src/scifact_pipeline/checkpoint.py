@@ -7,14 +7,16 @@ loading uses ``weights_only=True`` so a checkpoint can never run pickled code.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .util import atomic_dir
+from .util import DataError, atomic_dir, one_line, restore_interrupted_swap
 
 STATE_FILE = "state.json"
 TRAINER_FILE = "trainer.pt"
@@ -43,11 +45,22 @@ def save_checkpoint(
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
-    """The JSON state of a checkpoint, or None when there is no complete checkpoint."""
+    """The JSON state of a checkpoint, or None when there is no complete checkpoint.
+
+    An unreadable state (not JSON, not an object) raises :class:`DataError` naming the file.
+    A checkpoint that a kill left only as ``<path>.old`` (mid-replacement) is restored first.
+    """
+    restore_interrupted_swap(path)
     f = path / STATE_FILE
     if not f.is_file():
         return None
-    return json.loads(f.read_text(encoding="utf-8"))
+    try:
+        state = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{f}: corrupt checkpoint state ({one_line(exc)}); delete {path} to start over") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{f}: corrupt checkpoint state (not a JSON object); delete {path} to start over")
+    return state
 
 
 def load_checkpoint(
@@ -56,20 +69,38 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNG states in place; return the JSON state."""
+    """Restore model, optimizer, scheduler and RNG states in place; return the JSON state.
+
+    Nothing in a checkpoint can run code: weights are safetensors and ``trainer.pt`` is read with
+    ``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and
+    plain containers. A refused, truncated or mismatching file raises :class:`DataError` naming it.
+    """
     state = read_state(path)
     if state is None:
         raise FileNotFoundError(f"{path}: no checkpoint state")
-    weights = load_file(str(path / "model.safetensors"))
+    weights_file = path / "model.safetensors"
+    try:
+        weights = load_file(str(weights_file))
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"{weights_file}: corrupt checkpoint weights ({one_line(exc)}); delete {path} to start over") from None
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # save_pretrained drops tied weights; anything else missing means a broken checkpoint
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     if unexpected or (set(missing) - tied):
-        raise ValueError(f"{path}: checkpoint weights do not match the model ({len(missing)} missing)")
-    trainer = torch.load(path / TRAINER_FILE, weights_only=True)
-    optimizer.load_state_dict(trainer["optimizer"])
-    scheduler.load_state_dict(trainer["scheduler"])
-    torch.set_rng_state(trainer["torch_rng"])
-    py = random.getstate()
-    random.setstate((py[0], tuple(trainer["python_rng"]), py[2]))
+        raise DataError(f"{path}: checkpoint weights do not match the model ({len(missing)} missing)")
+    trainer_file = path / TRAINER_FILE
+    try:
+        trainer = torch.load(trainer_file, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{trainer_file}: refused: holds pickled objects other than tensors ({one_line(exc)})") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise DataError(f"{trainer_file}: corrupt checkpoint ({one_line(exc)}); delete {path} to start over") from None
+    try:
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+        torch.set_rng_state(trainer["torch_rng"])
+        py = random.getstate()
+        random.setstate((py[0], tuple(trainer["python_rng"]), py[2]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{trainer_file}: checkpoint does not match the optimizer ({one_line(exc)})") from None
     return state

@@ -16,11 +16,12 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import fsspec
 import luigi
 
 from . import s3
 from .config import scifact
-from .util import DataError, MissingInputError, atomic_dir, signature, write_json
+from .util import DataError, MissingInputError, atomic_dir, one_line, signature, write_json
 
 DEFAULT_DATA_SOURCE = "s3://scifact/release/latest/data.tar.gz"
 DATA_FILES = ("corpus.jsonl", "claims_train.jsonl", "claims_dev.jsonl", "claims_test.jsonl")
@@ -150,9 +151,51 @@ def locate_data_files(root: str | os.PathLike[str], label: str | None = None) ->
     return found
 
 
+SHARDED_STREAMS = ("corpus", "claims_train", "claims_dev", "claims_test")
+_SHARD_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def locate_sharded_data(root: str | os.PathLike[str], label: str | None = None) -> dict[str, list[Path]]:
+    """Find a sharded data set under ``root`` (the layout ``scifact-generate`` writes).
+
+    The shallowest folder holding a ``corpus/`` folder of ``*.jsonl`` / ``*.jsonl.gz`` shards is
+    used; ``claims_train/`` and ``claims_dev/`` must sit beside it (``claims_test/`` optional).
+    Returns ``{stream: sorted shard paths}``; a missing stream raises one line naming it.
+    """
+    root = Path(root)
+    where = label or str(root)
+    candidates = [p for p in root.rglob("corpus") if p.is_dir() and _shards(p)]
+    if not candidates:
+        raise MissingInputError(f"{where}: corpus.jsonl not found (nor a corpus/ folder of .jsonl shards)")
+    folder = min(candidates, key=lambda p: (len(p.relative_to(root).parts), str(p))).parent
+    found: dict[str, list[Path]] = {}
+    for stream in SHARDED_STREAMS:
+        shards = _shards(folder / stream)
+        if shards:
+            found[stream] = shards
+        elif stream != "claims_test":
+            rel = (folder / stream).relative_to(root).as_posix()
+            raise MissingInputError(f"{where}: no {stream} shards (expected {rel}/*.jsonl beside corpus/)")
+    return found
+
+
+def _shards(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_SHARD_SUFFIXES) and not p.name.startswith("."))
+
+
+def data_inputs(folder: str | os.PathLike[str]) -> tuple[dict[str, str], str]:
+    """The claims globs per split and the corpus glob of a fetched data folder (flat or sharded)."""
+    folder = Path(folder)
+    if (folder / "corpus.jsonl").is_file():
+        return {s: str(folder / f"claims_{s}.jsonl") for s in ("train", "dev")}, str(folder / "corpus.jsonl")
+    return {s: str(folder / f"claims_{s}" / "*.jsonl*") for s in ("train", "dev")}, str(folder / "corpus" / "*.jsonl*")
+
+
 def _check_jsonl(path: Path, where: str) -> None:
     """Fail early on an empty or non-JSON-lines file (e.g. an HTML error page)."""
-    with open(path, "rb") as fh:
+    with fsspec.open(str(path), "rb", compression="infer") as fh:
         for line in fh:
             if line.strip():
                 try:
@@ -162,7 +205,7 @@ def _check_jsonl(path: Path, where: str) -> None:
                 if not isinstance(obj, dict):
                     raise DataError(f"{where}: {path.name} is not JSON lines of objects")
                 return
-    if path.name not in OPTIONAL_DATA_FILES:
+    if path.name not in OPTIONAL_DATA_FILES and path.parent.name != "claims_test":
         raise DataError(f"{where}: {path.name} is empty")
 
 
@@ -212,10 +255,15 @@ def fetch_data(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> 
         work = tmp / _WORK
         work.mkdir()
         root = _materialise_source(source, work)
-        files = locate_data_files(root, label=source)
+        if any(p.is_file() for p in root.rglob("corpus.jsonl")):
+            files = dict(locate_data_files(root, label=source))
+        else:  # the sharded layout of scifact-generate
+            sharded = locate_sharded_data(root, label=source)
+            files = {f"{stream}/{p.name}": p for stream, paths in sharded.items() for p in paths}
         record: dict[str, Any] = {"source": source, "files": {}}
         for name, path in files.items():
             target = tmp / name
+            target.parent.mkdir(exist_ok=True)
             if work in path.parents:
                 os.replace(path, target)
             else:
@@ -263,33 +311,76 @@ def _model_root(folder: Path) -> Path:
     return folder
 
 
-def _validate_model_files(names: set[str], folder: Path, source: str) -> None:
+def _validate_model_files(
+    names: set[str], folder: Path, where: str, weights: bool = True, tokenizer: bool = True
+) -> dict[str, Any]:
+    """Check the file names of a model folder (and its config and weights index); return the config.
+
+    ``where`` starts every message (``"model source <url>"``, ``"model folder <path>"``); every
+    missing part is named in one line. Raises :class:`DataError`.
+    """
     missing: list[str] = []
+    cfg: dict[str, Any] = {}
     if "config.json" not in names:
         missing.append("config.json")
     else:
         try:
             cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(f"model source {source}: config.json is not valid JSON ({exc})") from None
+            raise DataError(f"{where}: config.json is not valid JSON ({one_line(exc)})") from None
         if not isinstance(cfg, dict):
-            raise DataError(f"model source {source}: config.json is not a JSON object")
-    weights = sorted(n for n in names if _is_weights(n))
-    if not weights:
+            raise DataError(f"{where}: config.json is not a JSON object")
+    if weights and not any(_is_weights(n) for n in names):
         missing.append("weights (*.safetensors or pytorch_model.bin)")
-    if not (names & _TOKENIZER_CORE or any(n.endswith(".model") for n in names)):
+    if tokenizer and not (names & _TOKENIZER_CORE or any(n.endswith(".model") for n in names)):
         missing.append("tokenizer files (tokenizer.json, vocab.txt, vocab.json or *.model)")
     if missing:
-        raise DataError(f"model source {source}: missing {'; '.join(missing)}")
+        raise DataError(f"{where}: missing {'; '.join(missing)}")
+    if not weights:
+        return cfg
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if index in names:
             try:
                 shards = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise DataError(f"model source {source}: {index} is not a valid weights index") from None
+                raise DataError(f"{where}: {index} is not a valid weights index") from None
             absent = sorted(shards - names)
             if absent:
-                raise DataError(f"model source {source}: {index} names missing shard(s) {', '.join(absent)}")
+                raise DataError(f"{where}: {index} names missing shard(s) {', '.join(absent)}")
+    return cfg
+
+
+def check_model_folder(path: str | os.PathLike[str], weights: bool = True, tokenizer: bool = True) -> Path:
+    """Check a ``save_pretrained`` folder before transformers reads it; return it as a Path.
+
+    Checks config.json (present, a JSON object with a ``model_type``), and, as asked, the weights
+    (present; every ``*.safetensors`` file has a complete header whose tensors fit the file) and
+    the tokenizer files. Raises :class:`DataError` (one line naming the folder or the file) instead
+    of the multi-line errors transformers gives, or — for a folder without tokenizer files — the
+    silent fallback to a tokenizer that maps every word to [UNK].
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MissingInputError(f"model folder {folder}: not found")
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    cfg = _validate_model_files(names, folder, f"model folder {folder}", weights=weights, tokenizer=tokenizer)
+    if not isinstance(cfg.get("model_type"), str) or not cfg["model_type"]:
+        raise DataError(f"{folder / 'config.json'}: no 'model_type' (not a transformers config)")
+    if weights:
+        for name in sorted(n for n in names if n.endswith(".safetensors")):
+            _check_safetensors(folder / name)
+    return folder
+
+
+def _check_safetensors(path: Path) -> None:
+    """Open a safetensors file's header (no tensor is read); a truncated or foreign file fails."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"{path}: corrupt safetensors weights ({one_line(exc)})") from None
 
 
 def fetch_model(source: str | os.PathLike[str] | None, dest: str | os.PathLike[str]) -> dict[str, Any]:
@@ -310,7 +401,7 @@ def fetch_model(source: str | os.PathLike[str] | None, dest: str | os.PathLike[s
         work.mkdir()
         folder = _model_root(_materialise_source(resolved, work))
         names = {p.name for p in folder.iterdir() if p.is_file() and _is_model_file(p.name)}
-        _validate_model_files(names, folder, label)
+        _validate_model_files(names, folder, f"model source {label}")
         for name in sorted(names):
             src = folder / name
             if work in src.parents:

@@ -22,6 +22,7 @@ from .examples import LABEL_NAMES
 from .retrieval import Retriever, doc_text
 from .scorer import read_jsonl
 from .tokenization import LabelEncoder, PairEncoder, RationaleEncoder
+from .download import check_model_folder
 from .training import load_tokenizer, predict_proba, quiet_transformers
 from .util import DataError
 
@@ -38,13 +39,18 @@ class Verifier:
 
     @classmethod
     def load(cls, rationale_dir: str | Path, label_dir: str | Path, max_length: int = 256, claim_first: bool = True, batch_size: int = 64) -> "Verifier":
-        """Load both ``save_pretrained`` folders (model and tokenizer in each)."""
+        """Load both ``save_pretrained`` folders (model and tokenizer in each).
+
+        Each folder is checked first (:func:`~scifact_pipeline.download.check_model_folder`): a
+        missing or corrupt file is one line naming it; weights load as safetensors or with
+        ``weights_only`` (a pickle is never run).
+        """
         from transformers import AutoModelForSequenceClassification
 
         quiet_transformers()
         models = []
         for d, enc_cls in ((rationale_dir, RationaleEncoder), (label_dir, LabelEncoder)):
-            model = AutoModelForSequenceClassification.from_pretrained(str(d)).eval()
+            model = AutoModelForSequenceClassification.from_pretrained(str(check_model_folder(d))).eval()
             models += [model, enc_cls(load_tokenizer(d), max_length=max_length, claim_first=claim_first)]
         return cls(*models, batch_size=batch_size)
 

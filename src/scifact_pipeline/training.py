@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -30,12 +31,12 @@ from .batching import (
 )
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .config import scifact
-from .download import DEFAULT_DATA_SOURCE, DEFAULT_MODEL, DownloadModel
+from .download import DEFAULT_DATA_SOURCE, DEFAULT_MODEL, DownloadModel, check_model_folder
 from .metrics import classification_metrics, rationale_metrics
 from .preprocess import Preprocess, partition_dirs, read_partition
 from .records import ON_BAD_RECORD
 from .tokenization import ENCODERS, PairEncoder
-from .util import atomic_dir, signature, write_json
+from .util import DataError, atomic_dir, one_line, signature, write_json
 
 log = logging.getLogger("luigi-interface")
 
@@ -79,26 +80,46 @@ def quiet_transformers() -> None:
 
 
 def load_model(path: str | Path, label_names: tuple[str, ...], seed: int) -> torch.nn.Module:
-    """A sequence classifier from a ``save_pretrained`` folder; a new head is seeded by ``seed``."""
+    """A sequence classifier from a ``save_pretrained`` folder; a new head is seeded by ``seed``.
+
+    The folder is checked first (:func:`~scifact_pipeline.download.check_model_folder`): a
+    missing config or weights file or a corrupt safetensors file raises a one-line
+    :class:`~scifact_pipeline.util.DataError` naming the folder or file. ``pytorch_model.bin``
+    weights are unpickled by transformers with ``torch.load(weights_only=True)``: a pickle that
+    holds anything but tensors is refused, never run, and reported the same way.
+    """
     from transformers import AutoModelForSequenceClassification
 
+    folder = check_model_folder(path, tokenizer=False)
     quiet_transformers()
     torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_pretrained(
-        str(path),
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={n: i for i, n in enumerate(label_names)},
-        ignore_mismatched_sizes=True,
-    )
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(folder),
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={n: i for i, n in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
+    except pickle.UnpicklingError as exc:
+        raise DataError(
+            f"model folder {folder}: refused to unpickle pytorch_model*.bin: it holds more than tensors "
+            f"(torch.load weights_only=True: {one_line(exc)})"
+        ) from None
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise DataError(f"model folder {folder}: cannot load the model ({one_line(exc)})") from None
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """The tokenizer saved beside a model."""
+    """The tokenizer saved beside a model (the folder is checked first, see :func:`load_model`)."""
     from transformers import AutoTokenizer
 
+    folder = check_model_folder(path, weights=False)
     quiet_transformers()
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise DataError(f"model folder {folder}: cannot load the tokenizer ({one_line(exc)})") from None
 
 
 def param_groups(model: torch.nn.Module, lr_encoder: float, lr_head: float, weight_decay: float) -> list[dict[str, Any]]:
@@ -385,6 +406,14 @@ class TrainModel(luigi.Task):
     def output(self) -> luigi.LocalTarget:
         sig = signature(self.signature_params())
         return luigi.LocalTarget(str(Path(scifact().output_dir) / "models" / f"{self.kind}-{sig}"))
+
+    def complete(self) -> bool:
+        """Done once the model folder exists; a ``.work`` folder a kill left beside it is removed."""
+        done = super().complete()
+        if done:
+            out = Path(self.output().path)
+            shutil.rmtree(out.with_name(out.name + ".work"), ignore_errors=True)
+        return done
 
     def run(self) -> None:
         set_threads(scifact().threads)

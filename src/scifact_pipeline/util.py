@@ -19,6 +19,12 @@ def signature(params: Mapping[str, Any], length: int = 10) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def one_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (transformers and torch write paragraphs)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def _tmp_prefix(final: Path) -> str:
     return f".{final.name}.tmp-"
 
@@ -34,6 +40,17 @@ def clean_stale_temps(final: Path) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+
+def restore_interrupted_swap(final: Path) -> None:
+    """Put ``final`` back from ``<final>.old`` when a kill fell between atomic_dir's two renames.
+
+    :func:`atomic_dir` replaces an existing ``final`` by renaming it to ``.old`` and then the temp
+    folder to ``final``; between the two, only ``.old`` (a complete former ``final``) exists.
+    """
+    old = final.with_name(final.name + ".old")
+    if old.is_dir() and not final.exists():
+        os.replace(old, final)
 
 
 @contextlib.contextmanager
@@ -64,9 +81,13 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(final: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[Any]:
-    """Open a temp file beside ``final`` and rename it into place when the block succeeds."""
+    """Open a temp file beside ``final`` and rename it into place when the block succeeds.
+
+    Temp siblings left by a killed earlier write of ``final`` are removed first.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(final)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(final), dir=final.parent)
     os.close(fd)
     try:
