@@ -17,6 +17,7 @@ setup(
         "luigi>=3.7.3",
         "boto3>=1.34",
         "dask[dataframe]>=2024.12",
+        "distributed>=2024.12",
         "pyarrow>=15",
         "pandas>=2.2",
         "fsspec>=2024.2",
@@ -40,6 +41,7 @@ setup(
         "console_scripts": [
             "scifact-score = scifact_pipeline.scorer:main",
             "scifact-verify = scifact_pipeline.cli:main",
+            "scifact-generate = scifact_pipeline.generate:main",
         ],
     },
 )

@@ -20,6 +20,7 @@ from scifact_pipeline.download import (
     DEFAULT_MODEL,
     DownloadData,
     DownloadModel,
+    data_inputs,
     fetch_data,
     fetch_model,
     locate_data_files,
@@ -254,8 +255,26 @@ def test_fetch_data_missing_corpus(tmp_path):
     dest = tmp_path / "out" / "data"
     with pytest.raises(FileNotFoundError) as info:
         fetch_data(archive, dest)
-    assert str(info.value) == f"{archive}: corpus.jsonl not found"
+    assert str(info.value) == f"{archive}: corpus.jsonl not found (nor a corpus/ folder of .jsonl shards)"
     assert listing(tmp_path / "out") == []  # no output, no temp folder
+
+
+def test_fetch_data_sharded_layout(tmp_path):
+    """The layout scifact-generate writes: corpus/, claims_train/, claims_dev/ folders of shards."""
+    files = data_files()
+    src = tmp_path / "src"
+    for name, data in files.items():
+        stream = name.removesuffix(".jsonl")
+        write_files(src / stream, {f"{stream}-00000.jsonl": data, f"{stream}-00001.jsonl": data})
+    record = fetch_data(src, tmp_path / "out" / "data")
+    out = tmp_path / "out" / "data"
+    assert sorted(record["files"]) == sorted(f"{n.removesuffix('.jsonl')}/{n.removesuffix('.jsonl')}-0000{i}.jsonl" for n in files for i in (0, 1))
+    claims, corpus = data_inputs(out)
+    assert corpus == str(out / "corpus" / "*.jsonl*") and claims["dev"] == str(out / "claims_dev" / "*.jsonl*")
+    (src / "claims_dev" / "claims_dev-00000.jsonl").unlink()
+    (src / "claims_dev" / "claims_dev-00001.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no claims_dev shards \(expected claims_dev/\*\.jsonl beside corpus/\)"):
+        fetch_data(src, tmp_path / "out2" / "data")
 
 
 def test_fetch_data_not_jsonl(tmp_path):

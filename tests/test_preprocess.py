@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from helpers import (
     CORPUS,
@@ -25,7 +26,15 @@ from helpers import (
 )
 
 from scifact_pipeline.examples import label_examples, pair_rng, rationale_examples
-from scifact_pipeline.preprocess import partition_dirs, preprocess, read_partition
+from scifact_pipeline.preprocess import (
+    default_buckets,
+    doc_partition,
+    partition_dirs,
+    preprocess,
+    read_bucket,
+    read_partition,
+    write_buckets,
+)
 from scifact_pipeline.records import BadRecordError
 
 PARTITIONS = 7
@@ -104,7 +113,8 @@ def test_every_example_in_exactly_one_partition(base: tuple[dict[str, Any], Path
             assert len(df) == 0
             continue
         assert len(df) > 0  # a folder exists only for a non-empty partition
-        assert (df.key % PARTITIONS == i).all()
+        assert doc_partition(df.doc_id, SEED, PARTITIONS) == [i] * len(df)
+        assert len(list(path.glob("*.parquet"))) == 1  # each partition is written once
         assert df.key.is_monotonic_increasing  # stable order
         seen.update(df.key.tolist())
     assert sum(seen.values()) == total(kind, split)
@@ -171,13 +181,18 @@ def _partitions(out: Path, kind: str, split: str, partitions: int = PARTITIONS) 
     return [read_partition(p) for p in partition_dirs(out, kind, split, partitions)]
 
 
-def test_same_seed_gives_identical_partitions(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
-    _, out1 = base
-    _, out2, _ = run(tmp_path, "again")
+def assert_same_partitions(out1: Path, out2: Path) -> None:
+    """Every partition of every example set holds the same rows in the same order."""
     for kind in ("rationale", "label"):
         for split in ("train", "dev"):
             for a, b in zip(_partitions(out1, kind, split), _partitions(out2, kind, split)):
                 pd.testing.assert_frame_equal(a, b)
+
+
+def test_same_seed_gives_identical_partitions(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
+    _, out1 = base
+    _, out2, _ = run(tmp_path, "again")
+    assert_same_partitions(out1, out2)
 
 
 def test_other_seed_changes_assignment_not_counts(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
@@ -208,6 +223,73 @@ def test_small_blocks_give_the_same_examples(tmp_path: Path, base: tuple[dict[st
     for kind in ("rationale", "label"):
         for split in ("train", "dev"):
             assert as_set(load_all(out2, kind, split)) == as_set(load_all(out1, kind, split))
+
+
+@pytest.mark.parametrize("buckets", [2, 5, 7])
+def test_bucket_count_does_not_change_the_partitions(tmp_path: Path, base: tuple[dict[str, Any], Path], buckets: int) -> None:
+    manifest, out1 = base
+    manifest2, out2, _ = run(tmp_path, f"b{buckets}", buckets=buckets, blocksize=200)
+    assert manifest2["dask"]["buckets"] == buckets and manifest2["dask"]["blocks"] > 3
+    assert counts(manifest2) == counts(manifest)
+    assert_same_partitions(out1, out2)
+    assert not (out2 / ".exchange").exists()
+
+
+def test_write_buckets_one_row_group_per_bucket(tmp_path: Path) -> None:
+    table = pa.table({"doc_id": [5, 6, 7, 8, 9], "part": [3, 0, 4, 1, 3]})
+    index = write_buckets(table, str(tmp_path / "x.parquet"), buckets=3)
+    assert index[["bucket", "row_group", "rows"]].values.tolist() == [[0, 0, 3], [1, 1, 2]]  # bucket 2 is empty
+    got = read_bucket([(str(tmp_path / "x.parquet"), 1)])
+    assert got.column("doc_id").to_pylist() == [7, 8]
+    assert read_bucket([]) is None
+    empty = write_buckets(table.slice(0, 0), str(tmp_path / "e.parquet"), buckets=3)
+    assert empty.empty and (tmp_path / "e.parquet").is_file() and not (tmp_path / "e.parquet.tmp").exists()
+
+
+def test_default_buckets() -> None:
+    assert default_buckets(0, 64, 10) == 1
+    assert default_buckets(65, 64, 10) == 2
+    assert default_buckets(10**12, 64 << 20, 10000) == 10000
+
+
+def test_doc_partition_is_stable_and_spread() -> None:
+    parts = doc_partition(range(2000), SEED, 10)
+    assert parts == doc_partition(range(2000), SEED, 10)
+    assert set(parts) == set(range(10)) and max(Counter(parts).values()) < 260
+    assert parts != doc_partition(range(2000), SEED + 1, 10)
+
+
+def test_duplicate_doc_id_in_another_block_and_bucket(tmp_path: Path) -> None:
+    corpus = copy.deepcopy(CORPUS) + [dict(CORPUS[0], title="again")]
+    with pytest.raises(BadRecordError) as err:
+        run(tmp_path, corpus=corpus, blocksize=64, buckets=3)
+    assert str(err.value) == f"{tmp_path / 'out-in' / 'corpus.jsonl'}:6: duplicate doc_id {CORPUS[0]['doc_id']}"
+
+
+def test_distributed_local_cluster(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
+    """The cluster path: a LocalCluster on loopback, given to preprocess as a scheduler address."""
+    distributed = pytest.importorskip("distributed")
+    manifest, out1 = base
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        manifest2, out2, _ = run(tmp_path, "cluster", scheduler=cluster.scheduler_address, blocksize=200, buckets=3)
+        with distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+    assert manifest2["dask"]["scheduler"] == cluster.scheduler_address
+    assert counts(manifest2) == counts(manifest)
+    assert_same_partitions(out1, out2)
+
+
+def test_processes_scheduler_and_unknown_scheduler(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
+    manifest, out1 = base
+    manifest2, out2, _ = run(tmp_path, "proc", scheduler="processes", num_workers=2, blocksize=200)
+    assert manifest2["dask"]["scheduler"] == "processes"
+    assert counts(manifest2) == counts(manifest)
+    assert_same_partitions(out1, out2)
+    with pytest.raises(ValueError, match="scheduler"):
+        run(tmp_path, "bad", scheduler="gpu")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -397,3 +479,28 @@ def test_real_data_counts(tmp_path: Path) -> None:
     assert ex["rationale"]["dev"]["by_label"][1] == 366  # dev rationale sentences (DESIGN.md §1)
     assert ex["label"]["dev"]["by_label"][N] == 209 + 114
     assert manifest["skipped"]["count"] == 0
+
+
+@pytest.mark.skipif(not (REAL_DATA / "corpus.jsonl").is_file(), reason="SciFact data not available")
+def test_preprocess_task_on_a_generated_sharded_gzip_data_set(tmp_path: Path, luigi_config: Any) -> None:
+    """Generated data (sharded, gzip) through DownloadData and the Preprocess task on a LocalCluster."""
+    import luigi
+
+    distributed = pytest.importorskip("distributed")
+    from scifact_pipeline.generate import generate
+    from scifact_pipeline.preprocess import Preprocess
+
+    data = tmp_path / "gen"
+    gen = generate(REAL_DATA, data, 6_000_000, shard_bytes=1_500_000, gzip=True, workers=1)
+    assert len(list((data / "corpus").glob("*.jsonl.gz"))) >= 3
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        task = Preprocess(data_source=str(data), partitions=64, dask_scheduler=cluster.scheduler_address, blocksize=1 << 20)
+        assert luigi.build([task], local_scheduler=True)
+    out = Path(task.output().path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dask"]["scheduler"] == cluster.scheduler_address
+    assert len(manifest["inputs"]["corpus"]) == len(list((data / "corpus").glob("*.jsonl.gz")))
+    copies = gen["copies"]["whole"] + gen["copies"]["partial_docs"] / gen["copies"]["source_docs"]
+    assert manifest["examples"]["rationale"]["train"]["total"] > 5494 * (copies - 1)
+    assert manifest["skipped"]["count"] == 0
+    assert not list(out.rglob(".exchange"))

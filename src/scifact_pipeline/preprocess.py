@@ -1,36 +1,47 @@
 """Preprocessing stage: Dask reads claims and corpus JSON lines and writes example partitions.
 
-Graph (one pass over the corpus for both splits and both example kinds)::
+Two passes, so that no process ever holds more than one input block or one bucket::
 
-    claims blocks ─┐                                  ┌─ rationale/train ─┐
-                   ├─ pairs ─ merge(doc_id) ─ build ──┼─ rationale/dev   ─┼─ parquet, partition_on=part
-    corpus blocks ─┘                                  ├─ label/train     ─┤
-                                                      └─ label/dev       ─┘
+    pass 1 (per input block)                       pass 2 (per bucket b)
+    claims blocks ─ pairs ──┐                      ┌─ read bucket b of every block
+                            ├─ exchange/*.parquet ─┤  join pairs ⋈ abstracts on doc_id
+    corpus blocks ─ docs ───┘  (row group per      └─ build ─ rationale|label / train|dev
+                                bucket)                       parquet, partition_on=part
 
-Every example gets ``part = stable_hash(seed, claim, doc, index) % partitions``; Dask writes it
-under ``<kind>/<split>/part=<n>/`` (hive layout: a partition with no example has no folder).
-Training later reads one partition folder at a time.
+Every example gets the partition of its abstract, ``part = stable_hash("part", seed, doc_id) %
+partitions``, and lands under ``<kind>/<split>/part=<n>/`` (hive layout: a partition with no
+example has no folder). Bucket ``b`` holds the partitions with ``part % buckets == b``, so each
+partition is written by exactly one task, as one file. Training later reads one partition
+folder at a time.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import dask
 import dask.dataframe as dd
+import fsspec
 import luigi
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .config import scifact
-from .download import DEFAULT_DATA_SOURCE, DownloadData
-from .examples import label_examples, pair_rng, rationale_examples, stable_hash
+from .download import DEFAULT_DATA_SOURCE, DownloadData, data_inputs
+from .examples import label_examples, pair_rng, stable_hash
 from .records import (
     CLAIM_COLUMNS,
-    DOC_COLUMNS,
     ERROR_COLUMNS,
     ON_BAD_RECORD,
     BadRecordError,
@@ -40,12 +51,21 @@ from .records import (
     expand_inputs,
     frame,
     plan_blocks,
+    read_corpus_block,
     read_records,
 )
-from .util import atomic_dir, signature, write_json
+from .util import DataError, atomic_dir, signature, write_json
 
 KINDS = ("rationale", "label")
 SPLITS = ("train", "dev")
+SCHEDULERS = ("threads", "processes", "synchronous")
+
+# one row per (exchange file, bucket): where pass 2 finds the rows of a bucket
+INDEX_COLUMNS = {"file": "object", "bucket": "int64", "row_group": "int64", "rows": "int64"}
+# what each pass-2 task reports: example counts per (kind, split, label)
+SUMMARY_COLUMNS = {"kind": "object", "split": "object", "label": "int64", "count": "int64"}
+# what pass 1 keeps of each abstract (the title is not used by the recipe)
+EXCHANGE_DOC_COLUMNS = {"doc_id": "int64", "sentences": "object", "file": "object", "pos": "int64", "part": "int64"}
 
 PAIR_COLUMNS = {
     "split": "object",
@@ -93,6 +113,8 @@ PARQUET_SCHEMA: dict[str, pa.Schema] = {
     )
     for kind, cols in EXAMPLE_COLUMNS.items()
 }
+# the columns of a partition file (the partition is in the folder name)
+FILE_SCHEMA: dict[str, pa.Schema] = {kind: schema.remove(schema.get_field_index("part")) for kind, schema in PARQUET_SCHEMA.items()}
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -138,9 +160,9 @@ def claims_to_pairs(claims: pd.DataFrame) -> pd.DataFrame:
 
 def pair_problem(sentences: Any, sets: list[dict[str, Any]], doc_id: int) -> str | None:
     """Why a merged pair cannot give examples (missing doc, bad sentence index), else None."""
-    if not isinstance(sentences, str):
+    if sentences is None or isinstance(sentences, float):  # null after the left join
         return f"doc_id {doc_id} is not in the corpus"
-    n = len(json.loads(sentences))
+    n = len(sentences)
     for s in sets:
         for i in s["sentences"]:
             if not 0 <= i < n:
@@ -148,34 +170,91 @@ def pair_problem(sentences: Any, sets: list[dict[str, Any]], doc_id: int) -> str
     return None
 
 
-def build_examples(merged: pd.DataFrame, kind: str, seed: int, partitions: int, on_bad_record: str) -> pd.DataFrame:
-    """Build the ``kind`` examples of every pair in ``merged`` and assign each a partition."""
+def example_keys(pair_keys: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """A 63-bit key per example: splitmix64 of its pair's key and its index within the pair."""
+    with np.errstate(over="ignore"):
+        z = pair_keys.astype(np.uint64) + (index.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(1)).astype(np.int64)
+
+
+def _pair_keys(pairs: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
+    return np.array(
+        [stable_hash(kind, seed, c, d, sl) for c, d, sl in zip(pairs.claim_id, pairs.doc_id, pairs.slot)], dtype=np.uint64
+    )
+
+
+def rationale_frame(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rationale-selection examples of valid evidence pairs, built column-wise.
+
+    The same examples as :func:`~scifact_pipeline.examples.rationale_examples` (one per sentence,
+    label 1 when the sentence is in a rationale set), without a Python dict per example.
+    """
+    pairs = pairs[pairs.sets != "[]"]
+    if not len(pairs):
+        return empty_frame(EXAMPLE_COLUMNS["rationale"])
+    lengths = np.fromiter((len(x) for x in pairs.sentences), dtype=np.int64, count=len(pairs))
+    parent = np.repeat(np.arange(len(pairs)), lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    sent_idx = np.arange(int(lengths.sum()), dtype=np.int64) - offsets[parent]
+    label = np.zeros(len(parent), dtype=np.int64)
+    gold_json = []
+    for row, text in enumerate(pairs.sets):
+        sets = json.loads(text)
+        gold_json.append(json.dumps([list(x["sentences"]) for x in sets]))
+        gold = sorted({i for x in sets for i in x["sentences"]})
+        label[offsets[row] + np.array(gold, dtype=np.int64)] = 1
+    return pd.DataFrame(
+        {
+            "split": pairs.split.to_numpy()[parent],
+            "claim_id": pairs.claim_id.to_numpy()[parent],
+            "doc_id": pairs.doc_id.to_numpy()[parent],
+            "sent_idx": sent_idx,
+            "claim": pairs.claim.to_numpy()[parent],
+            "evidence": [x.strip() for sentences in pairs.sentences for x in sentences],
+            "label": label,
+            "gold_sets": np.array(gold_json, dtype=object)[parent],
+            "key": example_keys(_pair_keys(pairs, "rationale", seed)[parent], sent_idx),
+            "part": pairs.part.to_numpy()[parent],
+        }
+    ).astype(EXAMPLE_COLUMNS["rationale"])
+
+
+def label_frame(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The label-prediction examples of valid pairs (the recipe's random choices are per pair)."""
     rows: list[dict[str, Any]] = []
-    for r in merged.itertuples(index=False):
-        sets = json.loads(r.sets)
-        problem = pair_problem(r.sentences, sets, r.doc_id)
-        if problem is not None:
-            if on_bad_record == "skip":
-                continue
-            raise BadRecordError(describe(r.file, r.pos, problem))
-        sentences = json.loads(r.sentences)
-        if kind == "rationale":
-            if not sets:
-                continue
-            exs = rationale_examples(r.claim_id, r.claim, r.doc_id, sentences, sets)
-            for ex in exs:
-                ex["gold_sets"] = json.dumps(ex["gold_sets"])
-        else:
-            exs = label_examples(
-                r.claim_id, r.claim, r.doc_id, sentences, sets, pair_rng(seed, r.claim_id, r.doc_id, r.slot)
-            )
-            for ex in exs:
-                ex["sentence_ids"] = json.dumps(ex["sentence_ids"])
+    owner: list[int] = []  # the row of ``pairs`` each example comes from
+    index: list[int] = []  # its index within its pair
+    for n, r in enumerate(pairs.itertuples(index=False)):
+        exs = label_examples(
+            r.claim_id, r.claim, r.doc_id, list(r.sentences), json.loads(r.sets), pair_rng(seed, r.claim_id, r.doc_id, r.slot)
+        )
         for i, ex in enumerate(exs):
-            key = stable_hash(kind, seed, r.claim_id, r.doc_id, r.slot, i)
-            ex.update(split=r.split, key=key, part=key % partitions)
+            ex.update(sentence_ids=json.dumps(ex["sentence_ids"]), split=r.split, part=r.part)
             rows.append(ex)
-    return frame(rows, EXAMPLE_COLUMNS[kind])
+            owner.append(n)
+            index.append(i)
+    keys = example_keys(_pair_keys(pairs, "label", seed)[np.array(owner, dtype=np.int64)], np.array(index, dtype=np.int64))
+    for ex, key in zip(rows, keys.tolist()):
+        ex["key"] = key
+    return frame(rows, EXAMPLE_COLUMNS["label"])
+
+
+def build_examples(merged: pd.DataFrame, kind: str, seed: int, on_bad_record: str) -> pd.DataFrame:
+    """Build the ``kind`` examples of every pair in ``merged``; each keeps its pair's partition.
+
+    A pair whose abstract is missing or whose evidence names a sentence the abstract lacks
+    stops the run (``error``) naming the claim's line, or gives no examples (``skip``).
+    """
+    problems = [pair_problem(sents, json.loads(sets), d) for sents, sets, d in zip(merged.sentences, merged.sets, merged.doc_id)]
+    bad = np.array([p is not None for p in problems], dtype=bool)
+    if bad.any() and on_bad_record != "skip":
+        first = int(np.flatnonzero(bad)[0])
+        raise BadRecordError(describe(merged.file.iloc[first], int(merged.pos.iloc[first]), problems[first]))
+    good = merged[~bad] if len(merged) else merged
+    return rationale_frame(good, seed) if kind == "rationale" else label_frame(good, seed)
 
 
 def pair_problems(merged: pd.DataFrame) -> pd.DataFrame:
@@ -188,10 +267,242 @@ def pair_problems(merged: pd.DataFrame) -> pd.DataFrame:
     return frame(rows, ERROR_COLUMNS)
 
 
-def _first_duplicate(df: dd.DataFrame, column: str, dups: Iterable[int], what: str) -> str:
-    rows = df[df[column].isin(list(dups))][[column, "file", "pos"]].compute()
+def doc_partition(doc_ids: Iterable[int], seed: int, partitions: int) -> list[int]:
+    """The partition of every example of an abstract: ``stable_hash("part", seed, doc_id) % partitions``.
+
+    All examples of one abstract share a partition, so the claims that cite it and the abstract
+    itself meet in the same exchange bucket, and every partition is written by exactly one task.
+    """
+    return [stable_hash("part", seed, int(d)) % partitions for d in doc_ids]
+
+
+def with_partition(df: pd.DataFrame, seed: int, partitions: int) -> pd.DataFrame:
+    """``df`` (with a ``doc_id`` column) plus its ``part`` column."""
+    return df.assign(part=pd.Series(doc_partition(df["doc_id"], seed, partitions), index=df.index, dtype="int64"))
+
+
+def write_buckets(table: pa.Table, path: str, buckets: int) -> pd.DataFrame:
+    """Write ``table`` (with a ``part`` column) to one parquet file, one row group per bucket.
+
+    The bucket of a row is ``part % buckets``. Returns the index of the file: one row
+    ``(file, bucket, row_group, rows)`` per non-empty bucket. A retried task rewrites the same
+    file (written under a temporary name, then renamed), so retries are harmless.
+    """
+    bucket = np.asarray(table.column("part")) % buckets if table.num_rows else np.zeros(0, np.int64)
+    order = bucket.argsort(kind="stable")
+    table = table.take(pa.array(order))
+    sorted_buckets = bucket[order]
+    rows = []
+    tmp = f"{path}.tmp"
+    with pq.ParquetWriter(tmp, table.schema) as writer:
+        start = 0
+        for b in np.unique(sorted_buckets).tolist():
+            stop = int(sorted_buckets.searchsorted(b, side="right"))
+            writer.write_table(table.slice(start, stop - start), row_group_size=stop - start)
+            rows.append({"file": path, "bucket": b, "row_group": len(rows), "rows": stop - start})
+            start = stop
+    os.replace(tmp, path)
+    return frame(rows, INDEX_COLUMNS)
+
+
+def exchange_pairs(df: pd.DataFrame, folder: str, buckets: int, partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Dask task of pass 1: write one partition of pairs to ``folder/pairs-<n>.parquet`` by bucket."""
+    number = partition_info["number"] if partition_info else 0
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return write_buckets(table, os.path.join(folder, f"pairs-{number:06d}.parquet"), buckets)
+
+
+def exchange_corpus(
+    task: tuple[int, Block], folder: str, buckets: int, seed: int, partitions: int, on_bad_record: str
+) -> pd.DataFrame:
+    """Dask task of pass 1: parse one corpus block and write its abstracts by bucket.
+
+    Returns the file's index rows and, in ``skip`` mode, the skipped lines (``problem`` set).
+    """
+    number, block = task
+    table, bad = read_corpus_block(block, on_bad_record)
+    part = np.array(doc_partition(table.column("doc_id").to_pylist(), seed, partitions), dtype=np.int64)
+    table = table.append_column("part", pa.array(part, pa.int64()))
+    index = write_buckets(table, os.path.join(folder, f"docs-{number:06d}.parquet"), buckets)
+    return pd.concat([index, bad], ignore_index=True)
+
+
+def read_bucket(groups: list[tuple[str, int]]) -> pa.Table | None:
+    """Read the row groups ``(file, row_group)`` of one bucket into one table (``None``: no rows)."""
+    if not groups:
+        return None
+    return pa.concat_tables([pq.ParquetFile(f).read_row_group(rg) for f, rg in groups])
+
+
+def join_bucket(task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]]) -> pd.DataFrame:
+    """Join the pairs of one bucket with the abstracts of the same bucket.
+
+    Every abstract of the corpus passes through exactly one bucket, so a duplicate ``doc_id`` is
+    found here (named at its second occurrence). Only the abstracts some pair cites are turned
+    into Python objects. Pairs whose abstract is missing keep a null ``sentences`` and are
+    reported (or skipped) when the examples are built.
+    """
+    _, pair_groups, doc_groups = task
+    pairs_table = read_bucket(pair_groups)
+    pairs = pairs_table.to_pandas() if pairs_table is not None else empty_frame({**PAIR_COLUMNS, "part": "int64"})
+    docs = read_bucket(doc_groups)
+    if docs is None:
+        return pairs.assign(sentences=None)
+    ids = np.asarray(docs.column("doc_id"))
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dups = docs.filter(pc.is_in(docs.column("doc_id"), pa.array(uniq[counts > 1]))).select(["doc_id", "file", "pos"])
+        rows = dups.to_pandas().sort_values(["file", "pos"], kind="stable")
+        second = rows[rows.doc_id.duplicated()].iloc[0]
+        raise BadRecordError(describe(second["file"], int(second["pos"]), f"duplicate doc_id {int(second['doc_id'])}"))
+    cited = docs.filter(pc.is_in(docs.column("doc_id"), pa.array(pairs.doc_id.unique(), pa.int64())))
+    cited_df = cited.select(["doc_id", "sentences"]).to_pandas()
+    merged = pairs.merge(cited_df, on="doc_id", how="left", sort=False)
+    return merged.sort_values(["split", "claim_id", "slot"], kind="stable").reset_index(drop=True)
+
+
+def write_partitions(examples: pd.DataFrame, folder: str, kind: str, bucket: int) -> None:
+    """Write ``examples`` (one kind and split) as ``folder/part=<n>/bucket-<b>.parquet``, one file a partition.
+
+    The task of bucket ``b`` owns its partitions, so each file is written by exactly one task.
+    """
+    if not len(examples):
+        return
+    examples = examples.sort_values(["part", "key"], kind="stable")
+    parts = examples["part"].to_numpy()
+    table = pa.Table.from_pandas(examples.drop(columns=["part"]), schema=FILE_SCHEMA[kind], preserve_index=False)
+    bounds = parts.searchsorted(np.unique(parts), side="left").tolist() + [len(parts)]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        target = os.path.join(folder, f"part={int(parts[start])}")
+        os.makedirs(target, exist_ok=True)
+        pq.write_table(table.slice(start, stop - start), os.path.join(target, f"bucket-{bucket:06d}.parquet"))
+
+
+def process_bucket(
+    task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]],
+    out_dir: str,
+    splits: list[str],
+    seed: int,
+    on_bad_record: str,
+) -> pd.DataFrame:
+    """Dask task of pass 2: join one bucket, build both kinds of examples, write their partitions.
+
+    Returns what the manifest needs: one row per (kind, split, label) with its count, and one
+    row per pair that gave no examples (``problem`` set, in ``skip`` mode).
+    """
+    merged = join_bucket(task)
+    rows: list[dict[str, Any]] = []
+    for kind in KINDS:
+        examples = build_examples(merged, kind, seed, on_bad_record)
+        for split in splits:
+            sub = examples[examples.split == split].drop(columns=["split"])
+            write_partitions(sub, os.path.join(out_dir, kind, split), kind, task[0])
+            for label, n in sub.label.value_counts().items():
+                rows.append({"kind": kind, "split": split, "label": int(label), "count": int(n)})
+    summary = frame(rows, SUMMARY_COLUMNS)
+    problems = pair_problems(merged).assign(kind="skipped", split="", label=-1, count=1)
+    return pd.concat([summary, problems], ignore_index=True)
+
+
+def _groups(index: pd.DataFrame, buckets: int) -> list[list[tuple[str, int]]]:
+    out: list[list[tuple[str, int]]] = [[] for _ in range(buckets)]
+    for r in index.sort_values(["file", "row_group"]).itertuples(index=False):
+        out[int(r.bucket)].append((r.file, int(r.row_group)))
+    return out
+
+
+def _first_duplicate(df: dd.DataFrame, column: str, dups: Iterable[int], what: str, config: dict[str, Any]) -> str:
+    rows = df[df[column].isin(list(dups))][[column, "file", "pos"]].compute(**config)
     second = rows.sort_values(["file", "pos"]).loc[lambda x: x[column].duplicated()].iloc[0]
     return describe(second["file"], int(second["pos"]), f"duplicate {what} {int(second[column])}")
+
+
+def input_bytes(files: list[str]) -> int:
+    """Total size on disk of the input files (compressed files count as stored)."""
+    return sum(fsspec.filesystem("file").size(f) if "://" not in f else 0 for f in files)
+
+
+def default_buckets(total_bytes: int, blocksize: int, partitions: int) -> int:
+    """Enough exchange buckets for each to hold about one input block, at most one per partition."""
+    return max(1, min(partitions, -(-total_bytes // blocksize)))
+
+
+@contextmanager
+def dask_scheduler(scheduler: str, workers: int | None) -> Iterator[dict[str, Any]]:
+    """The ``dask.compute`` keywords for ``scheduler``; an address connects a distributed Client.
+
+    ``threads``/``processes``/``synchronous`` run on this machine (``processes`` with one pool of
+    spawned workers kept for both passes); ``tcp://host:port`` (or any ``scheme://``) is a
+    ``dask.distributed`` scheduler, whose workers must see the input files and the output folder
+    at the same paths.
+    """
+    if "://" in scheduler:
+        from distributed import Client
+
+        with Client(scheduler, set_as_default=False) as client:
+            yield {"scheduler": client}
+        return
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS} or a scheduler address, got {scheduler!r}")
+    config: dict[str, Any] = {"scheduler": scheduler}
+    if workers and scheduler in ("threads", "processes"):
+        config["num_workers"] = workers
+    if scheduler != "processes":
+        yield config
+        return
+    with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield {**config, "pool": pool}
+
+
+def _run_passes(
+    out_dir: Path,
+    exchange_dir: Path,
+    claims_df: dd.DataFrame,
+    pair_index: dd.DataFrame,
+    doc_index: dd.DataFrame,
+    bad_claims: dd.DataFrame,
+    dup_claims: dd.Series,
+    claims_per_split: dd.Series,
+    claim_files: dict[str, list[str]],
+    corpus_files: list[str],
+    buckets: int,
+    splits: list[str],
+    seed: int,
+    on_bad_record: str,
+    config: dict[str, Any],
+    timing: dict[str, float],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute both passes of :func:`preprocess`; return pass 2's summary and the skipped records.
+
+    The wall time of each pass goes to ``timing``.
+    """
+    # pass 1: parse, check ids, exchange by bucket
+    t0 = time.time()
+    pair_ix, doc_out, bad_claims_df, dup_claims_s, per_split = dask.compute(
+        pair_index, doc_index, bad_claims, dup_claims, claims_per_split, **config
+    )
+    doc_ix = doc_out[doc_out.bucket.notna()].astype({"bucket": "int64", "row_group": "int64", "rows": "int64"})
+    bad_records_df = pd.concat([bad_claims_df, doc_out[doc_out.problem.notna()][list(ERROR_COLUMNS)]])
+    if len(dup_claims_s):
+        split, cid = dup_claims_s.index[0]  # ids are unique per split: look in that split only
+        raise BadRecordError(
+            _first_duplicate(claims_df[claims_df.split == split], "claim_id", [cid], "claim id", config)
+        )
+    if not int(doc_ix["rows"].sum()):
+        raise DataError(f"{', '.join(corpus_files)}: no valid abstract in the corpus")
+    for split in splits:
+        if not int(per_split.get(split, 0)):
+            raise DataError(f"{', '.join(claim_files[split])}: no valid claim in the {split} split")
+    # pass 2: join per bucket, build the examples, write each partition once
+    tasks = list(zip(range(buckets), _groups(pair_ix, buckets), _groups(doc_ix, buckets)))
+    summaries = dd.from_map(
+        process_bucket, tasks, out_dir=str(out_dir), splits=splits, seed=seed,
+        on_bad_record=on_bad_record, meta=empty_frame({**SUMMARY_COLUMNS, **ERROR_COLUMNS}), enforce_metadata=False,
+    )
+    t1 = time.time()
+    (summary,) = dask.compute(summaries, **config)
+    timing.update(pass1_seconds=round(t1 - t0, 2), pass2_seconds=round(time.time() - t1, 2))
+    return summary, bad_records_df
 
 
 def preprocess(
@@ -205,92 +516,87 @@ def preprocess(
     blocksize: int = 64 << 20,
     scheduler: str = "threads",
     num_workers: int | None = None,
+    buckets: int = 0,
 ) -> dict[str, Any]:
     """Build rationale and label examples for each split in ``claims`` and write partitions.
 
     ``claims`` maps a split name (``train``, ``dev``) to its input files (path, list or glob);
     ``corpus`` is the corpus input. Writes ``out_dir/<kind>/<split>/part=<n>/*.parquet`` and
     returns a manifest (counts per kind, split and label; skipped records; timing).
+
+    Two Dask passes, each holding one input block or one bucket per task in memory:
+
+    1. parse the claims and corpus blocks; every (claim, abstract) pair and every abstract gets
+       the partition of its abstract; each block is written to the exchange folder sorted by
+       bucket (``part % buckets``), one parquet row group per bucket;
+    2. per bucket, read its row groups of every block, join pairs with abstracts, build the
+       examples and write them with ``partition_on=part`` — each partition lies in exactly one
+       bucket, so it is written once, as one file.
     """
     if on_bad_record not in ON_BAD_RECORD:
         raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, got {on_bad_record!r}")
     if partitions < 1:
         raise ValueError("partitions must be >= 1")
     t0 = time.time()
-    claim_blocks = [(b, split) for split, spec in claims.items() for b in plan_blocks(expand_inputs(spec), blocksize)]
+    claim_files = {split: expand_inputs(spec) for split, spec in claims.items()}
     corpus_files = expand_inputs(corpus)
+    claim_blocks = [(b, split) for split, files in claim_files.items() for b in plan_blocks(files, blocksize)]
     doc_blocks = [(b, "corpus") for b in plan_blocks(corpus_files, blocksize)]
+    all_files = corpus_files + [f for files in claim_files.values() for f in files]
+    total_bytes = input_bytes(all_files)
+    buckets = buckets or default_buckets(total_bytes, blocksize, partitions)
 
     claim_meta = empty_frame({**CLAIM_COLUMNS, "split": "object", "problem": "object"})
-    doc_meta = empty_frame({**DOC_COLUMNS, "split": "object", "problem": "object"})
     raw_claims = dd.from_map(read_blocks, claim_blocks, kind="claims", on_bad_record=on_bad_record, meta=claim_meta, enforce_metadata=False)
-    raw_docs = dd.from_map(read_blocks, doc_blocks, kind="corpus", on_bad_record=on_bad_record, meta=doc_meta, enforce_metadata=False)
     claims_df = raw_claims[raw_claims.problem.isna()]
-    docs_df = raw_docs[raw_docs.problem.isna()]
     if max_claims:
         claims_df = dd.concat(
             [claims_df[claims_df.split == s].head(max_claims, npartitions=-1, compute=False) for s in claims]
         )
     pairs = claims_df.map_partitions(claims_to_pairs, meta=empty_frame(PAIR_COLUMNS))
-    merged = pairs.merge(docs_df[["doc_id", "sentences"]], on="doc_id", how="left")
-
-    writes = []
-    counts = {}
-    for kind in KINDS:
-        examples = merged.map_partitions(
-            build_examples, kind, seed, partitions, on_bad_record, meta=empty_frame(EXAMPLE_COLUMNS[kind])
-        )
-        for split in claims:
-            sub = examples[examples.split == split].drop(columns=["split"])
-            writes.append(
-                sub.to_parquet(
-                    str(out_dir / kind / split),
-                    partition_on=["part"],
-                    write_index=False,
-                    schema=PARQUET_SCHEMA[kind],
-                    compute=False,
-                    write_metadata_file=False,
-                )
-            )
-            counts[(kind, split)] = sub.label.value_counts()
-    bad_records = dd.concat([raw_claims[~raw_claims.problem.isna()], raw_docs[~raw_docs.problem.isna()]])[
-        ["file", "pos", "problem"]
-    ]
-    bad_pairs = merged.map_partitions(pair_problems, meta=empty_frame(ERROR_COLUMNS))
-    claim_ids = claims_df.groupby(["split", "claim_id"]).size()
+    pairs = pairs.map_partitions(with_partition, seed, partitions, meta=empty_frame({**PAIR_COLUMNS, "part": "int64"}))
+    exchange_dir = out_dir / ".exchange"
+    exchange_dir.mkdir(parents=True, exist_ok=True)
+    pair_index = pairs.map_partitions(exchange_pairs, str(exchange_dir), buckets, meta=empty_frame(INDEX_COLUMNS))
+    doc_index = dd.from_map(
+        exchange_corpus, list(enumerate(b for b, _ in doc_blocks)), folder=str(exchange_dir), buckets=buckets,
+        seed=seed, partitions=partitions, on_bad_record=on_bad_record,
+        meta=empty_frame({**INDEX_COLUMNS, **ERROR_COLUMNS}), enforce_metadata=False,
+    )
+    bad_claims = raw_claims[~raw_claims.problem.isna()][list(ERROR_COLUMNS)]
+    claim_ids = claims_df.groupby(["split", "claim_id"]).size(split_out=max(1, len(claim_blocks) // 16))
     dup_claims = claim_ids[claim_ids > 1]
-    doc_counts = docs_df.doc_id.value_counts()
-    dup_docs = doc_counts[doc_counts > 1]
+    claims_per_split = claims_df.split.value_counts()
 
-    config: dict[str, Any] = {"scheduler": scheduler}
-    if num_workers and scheduler in ("threads", "processes"):
-        config["num_workers"] = num_workers
-    keys = list(counts)
-    results = dask.compute(*writes, *counts.values(), bad_records, bad_pairs, dup_claims, dup_docs, **config)
-    count_values = results[len(writes) : len(writes) + len(keys)]
-    bad_records_df, bad_pairs_df, dup_claims_s, dup_docs_s = results[len(writes) + len(keys) :]
-    if len(dup_docs_s):
-        raise BadRecordError(_first_duplicate(docs_df, "doc_id", dup_docs_s.index, "doc_id"))
-    if len(dup_claims_s):
-        split, cid = dup_claims_s.index[0]  # ids are unique per split: look in that split only
-        raise BadRecordError(_first_duplicate(claims_df[claims_df.split == split], "claim_id", [cid], "claim id"))
-
-    skipped = pd.concat([bad_records_df, bad_pairs_df], ignore_index=True)
+    timing: dict[str, float] = {}
+    try:
+        with dask_scheduler(scheduler, num_workers) as config:
+            summary, bad_records_df = _run_passes(
+                out_dir, exchange_dir, claims_df, pair_index, doc_index, bad_claims, dup_claims, claims_per_split,
+                claim_files, corpus_files, buckets, list(claims), seed, on_bad_record, config, timing,
+            )
+    finally:
+        shutil.rmtree(exchange_dir, ignore_errors=True)
+    bad_pairs_df = summary[summary.kind == "skipped"][list(ERROR_COLUMNS)]
+    skipped = pd.concat([bad_records_df, bad_pairs_df], ignore_index=True).sort_values(["file", "pos"], kind="stable")
     manifest: dict[str, Any] = {
         "partitions": partitions,
         "seed": seed,
         "max_claims": max_claims,
-        "inputs": {"claims": {s: expand_inputs(v) for s, v in claims.items()}, "corpus": corpus_files},
+        "inputs": {"claims": claim_files, "corpus": corpus_files},
         "examples": {},
         "skipped": {
             "count": int(len(skipped)),
             "first": [describe(r.file, int(r.pos), r.problem) for r in skipped.head(20).itertuples()],
         },
+        "dask": {"scheduler": scheduler, "blocks": len(claim_blocks) + len(doc_blocks), "buckets": buckets, **timing},
         "seconds": round(time.time() - t0, 2),
     }
-    for (kind, split), vc in zip(keys, count_values):
-        by_label = {int(k): int(v) for k, v in vc.items()}
-        manifest["examples"].setdefault(kind, {})[split] = {"total": sum(by_label.values()), "by_label": by_label}
+    counted = summary[summary.kind != "skipped"].groupby(["kind", "split", "label"])["count"].sum()
+    for kind in KINDS:
+        for split in claims:
+            by_label = {int(lab): int(n) for (k, sp, lab), n in counted.items() if k == kind and sp == split}
+            manifest["examples"].setdefault(kind, {})[split] = {"total": sum(by_label.values()), "by_label": by_label}
     return manifest
 
 
@@ -300,12 +606,23 @@ def partition_dirs(examples_dir: Path, kind: str, split: str, partitions: int) -
 
 
 def read_partition(path: Path) -> pd.DataFrame:
-    """Load one partition (every parquet file of its folder), in a stable order."""
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else []
+    """Load one partition (every parquet file of its folder), in a stable order (by ``key``).
+
+    Called once per partition per epoch, so it avoids needless work: a missing folder is an empty
+    frame, a folder is listed with one ``scandir``, and the rows, written sorted by ``key``, are
+    only sorted again when they are not.
+    """
+    try:
+        files = sorted(e.path for e in os.scandir(path) if e.name.endswith(".parquet"))
+    except (FileNotFoundError, NotADirectoryError):
+        return pd.DataFrame()
     if not files:
         return pd.DataFrame()
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return df.sort_values("key", kind="stable").reset_index(drop=True)
+    tables = [pq.ParquetFile(f).read(use_threads=False) for f in files]
+    df = (tables[0] if len(tables) == 1 else pa.concat_tables(tables)).to_pandas()
+    if not df["key"].is_monotonic_increasing:
+        df = df.sort_values("key", kind="stable").reset_index(drop=True)
+    return df
 
 
 # --------------------------------------------------------------------------- luigi task
@@ -323,6 +640,18 @@ class Preprocess(luigi.Task):
         default="error", choices=ON_BAD_RECORD, description="error: stop at the first bad line; skip: count and skip."
     )
     blocksize = luigi.IntParameter(default=64 << 20, description="Bytes per Dask input block.", significant=False)
+    buckets = luigi.IntParameter(
+        default=0, significant=False, description="Exchange buckets of the join (0: one per input block, at most one per partition)."
+    )
+    dask_scheduler = luigi.Parameter(
+        default="threads",
+        significant=False,
+        description="Dask scheduler: threads (Arrow parsing and parquet I/O release the GIL), processes, "
+        "synchronous, or a dask.distributed scheduler address (tcp://host:8786).",
+    )
+    dask_workers = luigi.IntParameter(
+        default=0, significant=False, description="Local Dask workers (0: [scifact] threads); ignored for an address."
+    )
 
     def requires(self) -> luigi.Task:
         return DownloadData(source=self.data_source)
@@ -334,7 +663,7 @@ class Preprocess(luigi.Task):
             "max_claims": self.max_claims,
             "on_bad_record": self.on_bad_record,
             "seed": scifact().seed,
-            "recipe": 1,
+            "recipe": 2,  # 2: partition of the abstract, column-wise rationale examples
         }
 
     def output(self) -> luigi.LocalTarget:
@@ -342,19 +671,21 @@ class Preprocess(luigi.Task):
         return luigi.LocalTarget(str(Path(scifact().output_dir) / "examples" / sig))
 
     def run(self) -> None:
-        data = Path(self.input().path)
+        claims, corpus = data_inputs(self.input().path)
         self.set_status_message("Reading JSON and building examples with Dask")
         with atomic_dir(self.output().path) as tmp:
             manifest = preprocess(
-                claims={s: str(data / f"claims_{s}.jsonl") for s in SPLITS},
-                corpus=str(data / "corpus.jsonl"),
+                claims=claims,
+                corpus=corpus,
                 out_dir=tmp,
                 partitions=self.partitions,
                 seed=scifact().seed,
                 on_bad_record=self.on_bad_record,
                 max_claims=self.max_claims,
                 blocksize=self.blocksize,
-                num_workers=scifact().threads,
+                scheduler=self.dask_scheduler,
+                num_workers=self.dask_workers or scifact().threads,
+                buckets=self.buckets,
             )
             manifest["params"] = self.params_signature()
             write_json(tmp / "manifest.json", manifest)
