@@ -64,8 +64,6 @@ SCHEDULERS = ("threads", "processes", "synchronous")
 INDEX_COLUMNS = {"file": "object", "bucket": "int64", "row_group": "int64", "rows": "int64"}
 # what each pass-2 task reports: example counts per (kind, split, label)
 SUMMARY_COLUMNS = {"kind": "object", "split": "object", "label": "int64", "count": "int64"}
-# what pass 1 keeps of each abstract (the title is not used by the recipe)
-EXCHANGE_DOC_COLUMNS = {"doc_id": "int64", "sentences": "object", "file": "object", "pos": "int64", "part": "int64"}
 
 PAIR_COLUMNS = {
     "split": "object",
@@ -103,18 +101,13 @@ EXAMPLE_COLUMNS: dict[str, dict[str, str]] = {
         "part": "int64",
     },
 }
-PARQUET_SCHEMA: dict[str, pa.Schema] = {
+# the columns of a partition file (the split is in the path, the partition in the folder name)
+FILE_SCHEMA: dict[str, pa.Schema] = {
     kind: pa.schema(
-        [
-            (c, pa.int64() if t == "int64" else pa.string())
-            for c, t in cols.items()
-            if c != "split"
-        ]
+        [(c, pa.int64() if t == "int64" else pa.string()) for c, t in cols.items() if c not in ("split", "part")]
     )
     for kind, cols in EXAMPLE_COLUMNS.items()
 }
-# the columns of a partition file (the partition is in the folder name)
-FILE_SCHEMA: dict[str, pa.Schema] = {kind: schema.remove(schema.get_field_index("part")) for kind, schema in PARQUET_SCHEMA.items()}
 
 
 # --------------------------------------------------------------------------- pure functions
