@@ -98,7 +98,7 @@ def child_train(examples: str, partitions: str, steps: str) -> dict[str, Any]:
     import torch
 
     from scifact_pipeline.batching import epoch_rng, partition_order, shuffled_batches, stream_partitions
-    from scifact_pipeline.preprocess import partition_dirs, read_partition
+    from scifact_pipeline.preprocess import partition_dirs, read_partition_table
     from scifact_pipeline.tokenization import ENCODERS
     from scifact_pipeline.training import (
         TrainSettings,
@@ -116,7 +116,7 @@ def child_train(examples: str, partitions: str, steps: str) -> dict[str, Any]:
     model = load_model(path, encoder.label_names, s.seed)
     optimizer, scheduler = build_optimizer(model, s, int(steps))
     paths = partition_dirs(Path(examples), "rationale", "train", int(partitions))
-    items = stream_partitions(paths, partition_order(len(paths), s.seed, 0), read_partition, encoder.encode_frame)
+    items = stream_partitions(paths, partition_order(len(paths), s.seed, 0), read_partition_table, encoder.encode_frame)
     batches = shuffled_batches(items, s.batch_size, s.buffer_size, epoch_rng(s.seed, 0))
     torch.manual_seed(s.seed)
     seen, t0 = 0, time.time()

@@ -1,20 +1,21 @@
-"""Tests for scifact_pipeline.batching: fixed-size shuffled batches and one-partition streaming."""
+"""Tests for scifact_pipeline.batching: fixed-size shuffled batches and partition streaming."""
 
 from __future__ import annotations
 
 import random
 import statistics
-import weakref
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from scifact_pipeline.batching import (
     epoch_rng,
     length_of,
     partition_order,
+    pool_partitions,
     shuffled_batches,
     sorted_batches,
     stream_partitions,
@@ -32,7 +33,7 @@ def _partitioned_stream(sizes: list[int], order: list[int] | None = None):
     """Items streamed from partitions of ``sizes`` (ids unique across partitions)."""
     parts, start = [], 0
     for n in sizes:
-        parts.append(pd.DataFrame({"id": range(start, start + n), "len": [3 + (7 * i) % 50 for i in range(start, start + n)]}))
+        parts.append(pa.table({"id": range(start, start + n), "len": [3 + (7 * i) % 50 for i in range(start, start + n)]}))
         start += n
 
     def encode(df: pd.DataFrame) -> list[dict]:
@@ -112,49 +113,50 @@ def test_epoch_rng_is_deterministic() -> None:
     assert epoch_rng(13, 1).random() != epoch_rng(13, 2).random()
 
 
-class _Partition:
-    """A stand-in for a loaded partition frame whose lifetime can be watched."""
-
-    def __init__(self, path: str, n: int) -> None:
-        self.path, self.n = path, n
-
-    def __len__(self) -> int:
-        return self.n
+def _table(path: str, n: int) -> pa.Table:
+    return pa.table({"path": [path] * n, "i": list(range(n))})
 
 
-def test_stream_partitions_holds_one_partition_at_a_time() -> None:
-    sizes = {"p0": 3, "p1": 0, "p2": 5, "p3": 2}
-    alive: set[str] = set()
+def test_pool_partitions_reads_one_at_a_time_and_keeps_order() -> None:
+    """Partitions load lazily, in order; a pool is yielded once it holds min_rows rows."""
+    sizes = {"p0": 3, "p1": 0, "p2": 5, "p3": 2, "p4": 1, "p5": 4}
     loads: list[str] = []
-    max_alive_at_load = []
+    pending_at_load: list[int] = []  # rows loaded but not yet yielded, when a partition is loaded
+    yielded = 0
 
-    def load(path: str) -> _Partition:
-        max_alive_at_load.append(len(alive))
+    def load(path: str) -> pa.Table | None:
+        loaded = sum(sizes[p] for p in loads)
+        pending_at_load.append(loaded - yielded)
         loads.append(path)
-        part = _Partition(path, sizes[path])
-        alive.add(path)
-        weakref.finalize(part, alive.discard, path)
-        return part
+        return _table(path, sizes[path]) if sizes[path] else None
 
-    def encode(part: _Partition) -> list[tuple[str, int]]:
-        return [(part.path, i) for i in range(part.n)]
+    order = [2, 0, 3, 1, 5, 4]
+    frames = []
+    for df in pool_partitions(list(sizes), order, load, min_rows=4):
+        frames.append(list(zip(df["path"], df["i"])))
+        yielded += len(df)
+    assert [len(f) for f in frames] == [5, 5, 4, 1]  # p2 | p0+p3 | p5 | p4 (the rest)
+    assert [x for f in frames for x in f] == [(p, i) for p in ("p2", "p0", "p3", "p5", "p4") for i in range(sizes[p])]
+    assert loads == ["p2", "p0", "p3", "p1", "p5", "p4"]
+    assert max(pending_at_load) < 4  # never more than min_rows rows held besides the partition loading
 
-    paths = list(sizes)
-    order = [2, 0, 3, 1]
-    stream = stream_partitions(paths, order, load, encode)
-    got = []
-    for item in stream:
-        got.append(item)
-        assert len(alive) <= 1
-        assert loads[-1] == item[0]  # loaded lazily, only when its items are needed
-    assert got == [("p2", i) for i in range(5)] + [("p0", i) for i in range(3)] + [("p3", i) for i in range(2)]
-    assert loads == ["p2", "p0", "p3", "p1"]
-    assert max_alive_at_load == [0, 0, 0, 0]  # the previous partition is freed before the next load
-    assert not alive
+
+def test_pooling_does_not_change_the_stream() -> None:
+    sizes = [7, 0, 1, 30, 2, 2, 9]
+    parts = [_table(f"p{k}", n) for k, n in enumerate(sizes)]
+    order = [6, 3, 0, 1, 5, 2, 4]
+
+    def encode(df: pd.DataFrame) -> list[tuple[str, int]]:
+        return list(zip(df["path"], df["i"]))
+
+    one_by_one = list(stream_partitions(parts, order, lambda t: t, encode, min_rows=1))
+    assert one_by_one == [(f"p{k}", i) for k in order for i in range(sizes[k])]
+    for min_rows in (2, 10, 1000):
+        assert list(stream_partitions(parts, order, lambda t: t, encode, min_rows=min_rows)) == one_by_one
 
 
 def test_stream_partitions_with_real_partition_folders(tmp_path: Path) -> None:
-    from scifact_pipeline.preprocess import read_partition
+    from scifact_pipeline.preprocess import read_partition, read_partition_table
 
     paths = []
     for i, n in enumerate(SIZES):
@@ -163,9 +165,11 @@ def test_stream_partitions_with_real_partition_folders(tmp_path: Path) -> None:
             p.mkdir()
             pd.DataFrame({"key": range(100 * i + n, 100 * i, -1), "v": range(n)}).to_parquet(p / "part.0.parquet")
         paths.append(p)
-    out = list(stream_partitions(paths, [3, 0, 1, 2], read_partition, lambda df: df["key"].tolist()))
+    out = list(stream_partitions(paths, [3, 0, 1, 2], read_partition_table, lambda df: df["key"].tolist()))
     assert len(out) == sum(SIZES)
-    assert out[:33] == list(range(301, 334))  # read_partition sorts by key
+    assert out[:33] == list(range(301, 334))  # read_partition_table sorts by key
+    assert read_partition_table(paths[0]) is None and read_partition(paths[0]).empty  # empty partition
+    assert read_partition(paths[2])["key"].tolist() == [201, 202, 203, 204, 205]
 
 
 def test_sorted_batches_keeps_every_item_sorted_within_buffer() -> None:

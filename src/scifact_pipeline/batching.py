@@ -1,6 +1,7 @@
 """Streaming examples from partitions into fixed-size, length-grouped, shuffled batches.
 
-Only one partition is in memory at a time (plus a bounded shuffle buffer). The stream of an
+Partitions are read one at a time (small ones pooled up to a few hundred rows, plus a bounded
+shuffle buffer). The stream of an
 epoch is a pure function of ``(seed, epoch)``, so a resumed run can skip exactly the batches it
 already trained on.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 
 from .examples import stable_hash
 
@@ -30,18 +32,49 @@ def partition_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def stream_partitions(
-    paths: Sequence[Path],
-    order: Iterable[int],
-    load: Callable[[Path], pd.DataFrame],
-    encode: Callable[[pd.DataFrame], list[T]],
-) -> Iterator[T]:
-    """Load the partitions in ``order`` one at a time and yield their encoded examples."""
+# partitions smaller than this are pooled before tokenization: converting a table to pandas and
+# calling the tokenizer cost about a millisecond each, whatever the number of rows
+POOL_ROWS = 256
+
+P = TypeVar("P")
+
+
+def pool_partitions(
+    paths: Sequence[P], order: Iterable[int], load: Callable[[P], pa.Table | None], min_rows: int = POOL_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Load the partitions in ``order`` one at a time; yield their rows as frames, in that order.
+
+    Consecutive small partitions are pooled until they hold ``min_rows`` rows (the last frame
+    may hold fewer), so at most ``min_rows`` rows plus one partition are in memory, and the
+    fixed cost of each pandas conversion and tokenizer call is paid per pool, not per partition.
+    The rows and their order are those of reading the partitions one by one.
+    """
+    pending: list[pa.Table] = []
+    rows = 0
     for i in order:
-        df = load(paths[i])
-        if len(df):
-            yield from encode(df)
-        del df  # free this partition before the next one is loaded
+        table = load(paths[i])
+        if table is None or not table.num_rows:
+            continue
+        pending.append(table)
+        rows += table.num_rows
+        del table
+        if rows >= min_rows:
+            yield pa.concat_tables(pending).to_pandas()
+            pending, rows = [], 0  # free the pool before the next partition is loaded
+    if pending:
+        yield pa.concat_tables(pending).to_pandas()
+
+
+def stream_partitions(
+    paths: Sequence[P],
+    order: Iterable[int],
+    load: Callable[[P], pa.Table | None],
+    encode: Callable[[pd.DataFrame], list[T]],
+    min_rows: int = POOL_ROWS,
+) -> Iterator[T]:
+    """The encoded examples of the partitions in ``order`` (see :func:`pool_partitions`)."""
+    for df in pool_partitions(paths, order, load, min_rows):
+        yield from encode(df)
 
 
 def length_of(feature: object) -> int:

@@ -598,24 +598,32 @@ def partition_dirs(examples_dir: Path, kind: str, split: str, partitions: int) -
     return [examples_dir / kind / split / f"part={i}" for i in range(partitions)]
 
 
-def read_partition(path: Path) -> pd.DataFrame:
-    """Load one partition (every parquet file of its folder), in a stable order (by ``key``).
+def read_partition_table(path: Path) -> pa.Table | None:
+    """Load one partition (every parquet file of its folder) as an Arrow table sorted by ``key``.
 
-    Called once per partition per epoch, so it avoids needless work: a missing folder is an empty
-    frame, a folder is listed with one ``scandir``, and the rows, written sorted by ``key``, are
-    only sorted again when they are not.
+    ``None`` for an empty partition (no folder, or no file in it). Called once per partition per
+    epoch, so it avoids needless work: a folder is listed with one ``scandir``, the rows (written
+    sorted by ``key``) are only sorted again when they are not, and nothing is converted to
+    pandas here (see :func:`~scifact_pipeline.batching.pool_partitions`).
     """
     try:
         files = sorted(e.path for e in os.scandir(path) if e.name.endswith(".parquet"))
     except (FileNotFoundError, NotADirectoryError):
-        return pd.DataFrame()
+        return None
     if not files:
-        return pd.DataFrame()
+        return None
     tables = [pq.ParquetFile(f).read(use_threads=False) for f in files]
-    df = (tables[0] if len(tables) == 1 else pa.concat_tables(tables)).to_pandas()
-    if not df["key"].is_monotonic_increasing:
-        df = df.sort_values("key", kind="stable").reset_index(drop=True)
-    return df
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    keys = table.column("key").to_numpy()
+    if len(keys) > 1 and bool((keys[1:] < keys[:-1]).any()):
+        table = table.sort_by("key")  # Arrow's sort is stable
+    return table if table.num_rows else None
+
+
+def read_partition(path: Path) -> pd.DataFrame:
+    """One partition as a pandas frame sorted by ``key`` (an empty frame for an empty partition)."""
+    table = read_partition_table(path)
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 # --------------------------------------------------------------------------- luigi task

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .batching import (
     epoch_rng,
     partition_order,
+    pool_partitions,
     shuffled_batches,
     sorted_batches,
     stream_partitions,
@@ -33,7 +34,7 @@ from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .config import scifact
 from .download import DEFAULT_DATA_SOURCE, DEFAULT_MODEL, DownloadModel, check_model_folder
 from .metrics import classification_metrics, rationale_metrics
-from .preprocess import Preprocess, partition_dirs, read_partition
+from .preprocess import Preprocess, partition_dirs, read_partition_table
 from .records import ON_BAD_RECORD
 from .tokenization import ENCODERS, PairEncoder
 from .util import DataError, atomic_dir, one_line, signature, write_json
@@ -179,10 +180,7 @@ def predict_proba(
 
 
 def _dev_items(kind: str, encoder: PairEncoder, paths: list[Path]) -> Iterator[tuple[dict[str, Any], Any]]:
-    for path in paths:
-        df = read_partition(path)
-        if not len(df):
-            continue
+    for df in pool_partitions(paths, range(len(paths)), read_partition_table):
         feats = encoder.encode_frame(df)
         if kind == "rationale":
             metas = zip(df.claim_id, df.doc_id, df.sent_idx, df.gold_sets, df.label)
@@ -214,7 +212,7 @@ def epoch_batches(
 ) -> Iterator[list[dict[str, Any]]]:
     """The batches of one epoch, a pure function of the seed and the epoch number."""
     order = partition_order(len(train_paths), s.seed, epoch)
-    items = stream_partitions(train_paths, order, read_partition, encoder.encode_frame)
+    items = stream_partitions(train_paths, order, read_partition_table, encoder.encode_frame)
     return shuffled_batches(items, s.batch_size, s.buffer_size, epoch_rng(s.seed, epoch))
 
 
