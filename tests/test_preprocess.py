@@ -27,6 +27,7 @@ from helpers import (
 
 from scifact_pipeline.examples import label_examples, pair_rng, rationale_examples
 from scifact_pipeline.preprocess import (
+    CLAIM_BLOCK_DIVISOR,
     default_buckets,
     doc_partition,
     partition_dirs,
@@ -35,7 +36,7 @@ from scifact_pipeline.preprocess import (
     read_partition,
     write_buckets,
 )
-from scifact_pipeline.records import BadRecordError
+from scifact_pipeline.records import BadRecordError, plan_blocks
 
 PARTITIONS = 7
 SEED = 13
@@ -218,8 +219,13 @@ def test_partition_count_does_not_change_the_examples(tmp_path: Path, base: tupl
 
 def test_small_blocks_give_the_same_examples(tmp_path: Path, base: tuple[dict[str, Any], Path]) -> None:
     manifest, out1 = base
-    manifest2, out2, _ = run(tmp_path, "blocks", blocksize=97)
+    manifest2, out2, files = run(tmp_path, "blocks", blocksize=97)
     assert counts(manifest2) == counts(manifest)
+    # claims are read in blocks CLAIM_BLOCK_DIVISOR times smaller than the corpus blocks
+    claim_blocks = len(plan_blocks([str(files["train"]), str(files["dev"])], 97 // CLAIM_BLOCK_DIVISOR))
+    assert manifest2["dask"]["blocks"] == claim_blocks + len(plan_blocks([str(files["corpus"])], 97))
+    assert claim_blocks > len(plan_blocks([str(files["train"]), str(files["dev"])], 97))
+    assert pa.default_memory_pool().backend_name == "system"  # the tasks switched Arrow's allocator
     for kind in ("rationale", "label"):
         for split in ("train", "dev"):
             assert as_set(load_all(out2, kind, split)) == as_set(load_all(out1, kind, split))
