@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from helpers import (
     write_scifact,
 )
 
+from scifact_pipeline import preprocess as preprocess_module
 from scifact_pipeline.examples import label_examples, pair_rng, rationale_examples
 from scifact_pipeline.preprocess import (
     CLAIM_BLOCK_DIVISOR,
@@ -226,6 +228,8 @@ def test_small_blocks_give_the_same_examples(tmp_path: Path, base: tuple[dict[st
     assert manifest2["dask"]["blocks"] == claim_blocks + len(plan_blocks([str(files["corpus"])], 97))
     assert claim_blocks > len(plan_blocks([str(files["train"]), str(files["dev"])], 97))
     assert pa.default_memory_pool().backend_name == "system"  # the tasks switched Arrow's allocator
+    if sys.platform.startswith("linux"):
+        assert preprocess_module._MALLOC_ARENAS_SET  # and capped glibc's malloc arenas
     for kind in ("rationale", "label"):
         for split in ("train", "dev"):
             assert as_set(load_all(out2, kind, split)) == as_set(load_all(out1, kind, split))
@@ -434,6 +438,16 @@ def test_duplicate_claim_id(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path / 'out-in' / 'claims_train.jsonl'}:4: duplicate claim id 2"
 
 
+def test_duplicate_claim_id_in_another_block_is_found_in_its_bucket(tmp_path: Path) -> None:
+    """Claim ids are exchanged by ``claim_id % buckets``: copies in different blocks still meet."""
+    train = copy.deepcopy(TRAIN_CLAIMS)
+    train[-1]["id"] = train[0]["id"]  # first and last line: with 64-byte blocks, different blocks
+    with pytest.raises(BadRecordError) as err:
+        run(tmp_path, train=train, blocksize=64, buckets=3)
+    line = len(train)
+    assert str(err.value) == f"{tmp_path / 'out-in' / 'claims_train.jsonl'}:{line}: duplicate claim id {train[0]['id']}"
+
+
 def test_same_claim_id_in_two_splits_is_allowed_and_duplicate_is_named(tmp_path: Path) -> None:
     train = copy.deepcopy(TRAIN_CLAIMS)
     dev = copy.deepcopy(DEV_CLAIMS)
@@ -510,3 +524,9 @@ def test_preprocess_task_on_a_generated_sharded_gzip_data_set(tmp_path: Path, lu
     assert manifest["examples"]["rationale"]["train"]["total"] > 5494 * (copies - 1)
     assert manifest["skipped"]["count"] == 0
     assert not list(out.rglob(".exchange"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_arenas_are_capped_once() -> None:
+    assert preprocess_module.limit_malloc_arenas() is True
+    assert preprocess_module.limit_malloc_arenas(1) is True  # already set: a no-op, still True

@@ -17,6 +17,8 @@ folder at a time.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import multiprocessing
 import os
@@ -118,14 +120,43 @@ FILE_SCHEMA: dict[str, pa.Schema] = {
 # --------------------------------------------------------------------------- pure functions
 
 
+_MALLOC_ARENAS_SET = False
+M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int | None = None) -> bool:
+    """Cap glibc's malloc arenas in this process at ``arenas`` (default: the usable cores), once.
+
+    glibc gives threads that allocate at the same time arenas of their own (up to 8 per core),
+    and each arena keeps the high-water mark of what was freed in it. Preprocessing runs Dask's
+    and Arrow's threads over hundreds of blocks, so the freed-but-kept memory grew with the
+    input: at 10 GB, capping the arenas at 2 lowered pass 2's peak RSS from 0.93–1.0 to 0.67 GB.
+    Only arenas created after the call are affected. Returns False where there is no glibc.
+    """
+    global _MALLOC_ARENAS_SET
+    if _MALLOC_ARENAS_SET:
+        return True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    if not arenas:
+        arenas = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _MALLOC_ARENAS_SET = bool(mallopt(M_ARENA_MAX, max(1, int(arenas))))
+    return _MALLOC_ARENAS_SET
+
+
 def use_system_allocator() -> None:
-    """Make Arrow allocate with the system allocator in this process (once; cheap to call again).
+    """Make Arrow allocate with the system allocator in this process, and cap malloc's arenas.
 
     Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse, so a process that
     parses block after block keeps the high-water mark of the largest ones. The system allocator
     returns large buffers at once: on 1 GB of input, the peak RSS of preprocessing fell from 0.81
-    to 0.64 GB. Every Dask task calls this, so workers of any scheduler do the same.
+    to 0.64 GB. Every Dask task calls this (once per process does the work), so workers of any
+    scheduler do the same; see also :func:`limit_malloc_arenas`.
     """
+    limit_malloc_arenas()
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
 
@@ -554,6 +585,7 @@ def preprocess(
         raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, got {on_bad_record!r}")
     if partitions < 1:
         raise ValueError("partitions must be >= 1")
+    use_system_allocator()  # before Dask's and Arrow's threads allocate
     t0 = time.time()
     claim_files = {split: expand_inputs(spec) for split, spec in claims.items()}
     corpus_files = expand_inputs(corpus)
