@@ -69,6 +69,11 @@ CLAIM_BLOCK_DIVISOR = 8
 
 # one row per (exchange file, bucket): where pass 2 finds the rows of a bucket
 INDEX_COLUMNS = {"file": "object", "bucket": "int64", "row_group": "int64", "rows": "int64"}
+# what the claim-id exchange keeps of each claim: enough to name a duplicate's line
+ID_COLUMNS = ("split", "claim_id", "file", "pos")
+ID_SCHEMA = pa.schema(
+    [("split", pa.string()), ("claim_id", pa.int64()), ("file", pa.string()), ("pos", pa.int64()), ("part", pa.int64())]
+)
 # what each pass-2 task reports: example counts per (kind, split, label)
 SUMMARY_COLUMNS = {"kind": "object", "split": "object", "label": "int64", "count": "int64"}
 
@@ -350,12 +355,55 @@ def write_buckets(table: pa.Table, path: str, buckets: int) -> pd.DataFrame:
     return frame(rows, INDEX_COLUMNS)
 
 
-def exchange_pairs(df: pd.DataFrame, folder: str, buckets: int, partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Dask task of pass 1: write one partition of pairs to ``folder/pairs-<n>.parquet`` by bucket."""
+def exchange_claims(
+    claims: pd.DataFrame, folder: str, buckets: int, seed: int, partitions: int, partition_info: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Dask task of pass 1: one block of valid claims to the exchange, in two files.
+
+    ``pairs-<n>.parquet`` holds the block's pairs by the bucket of their abstract;
+    ``ids-<n>.parquet`` holds each claim's ``(split, claim_id, file, pos)`` by the bucket of its
+    id (``claim_id % buckets``), so every copy of a claim id meets in one pass-2 task, which
+    finds duplicates without any task holding all ids. Returns both files' index rows
+    (``table`` is ``pairs`` or ``ids``).
+    """
     use_system_allocator()
     number = partition_info["number"] if partition_info else 0
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    return write_buckets(table, os.path.join(folder, f"pairs-{number:06d}.parquet"), buckets)
+    pairs = with_partition(claims_to_pairs(claims), seed, partitions)
+    pair_index = write_buckets(
+        pa.Table.from_pandas(pairs, preserve_index=False), os.path.join(folder, f"pairs-{number:06d}.parquet"), buckets
+    )
+    ids = claims[list(ID_COLUMNS)].assign(part=claims.claim_id.astype("int64"))
+    id_index = write_buckets(
+        pa.Table.from_pandas(ids, schema=ID_SCHEMA, preserve_index=False),
+        os.path.join(folder, f"ids-{number:06d}.parquet"),
+        buckets,
+    )
+    return pd.concat([pair_index.assign(table="pairs"), id_index.assign(table="ids")], ignore_index=True)
+
+
+def first_duplicate(rows: pd.DataFrame, keys: list[str], what: str) -> str | None:
+    """``file:line: duplicate <what> <id>`` for the first repeat (in file and line order), or None.
+
+    ``rows`` has the ``keys`` columns (the last one is the id named), ``file`` and ``pos``.
+    """
+    repeated = rows.duplicated(keys, keep=False)
+    if not repeated.any():
+        return None
+    dups = rows[repeated].sort_values(["file", "pos"], kind="stable")
+    second = dups[dups.duplicated(keys)].iloc[0]
+    return describe(second["file"], int(second["pos"]), f"duplicate {what} {int(second[keys[-1]])}")
+
+
+def check_claim_ids(groups: list[tuple[str, int]]) -> None:
+    """Raise :class:`BadRecordError` at the second line of a claim id repeated within a split.
+
+    ``groups`` are one bucket's row groups of the ``ids-*`` exchange files: all copies of an id.
+    """
+    table = read_bucket(groups)
+    if table is not None:
+        problem = first_duplicate(table.select(list(ID_COLUMNS)).to_pandas(), ["split", "claim_id"], "claim id")
+        if problem:
+            raise BadRecordError(problem)
 
 
 def exchange_corpus(
@@ -381,7 +429,10 @@ def read_bucket(groups: list[tuple[str, int]]) -> pa.Table | None:
     return pa.concat_tables([pq.ParquetFile(f).read_row_group(rg) for f, rg in groups])
 
 
-def join_bucket(task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]]) -> pd.DataFrame:
+BucketTask = tuple[int, list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]
+
+
+def join_bucket(task: BucketTask) -> pd.DataFrame:
     """Join the pairs of one bucket with the abstracts of the same bucket.
 
     Every abstract of the corpus passes through exactly one bucket, so a duplicate ``doc_id`` is
@@ -389,7 +440,7 @@ def join_bucket(task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]]) 
     into Python objects. Pairs whose abstract is missing keep a null ``sentences`` and are
     reported (or skipped) when the examples are built.
     """
-    _, pair_groups, doc_groups = task
+    _, pair_groups, doc_groups, _ = task
     pairs_table = read_bucket(pair_groups)
     pairs = pairs_table.to_pandas() if pairs_table is not None else empty_frame({**PAIR_COLUMNS, "part": "int64"})
     docs = read_bucket(doc_groups)
@@ -399,9 +450,7 @@ def join_bucket(task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]]) 
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         dups = docs.filter(pc.is_in(docs.column("doc_id"), pa.array(uniq[counts > 1]))).select(["doc_id", "file", "pos"])
-        rows = dups.to_pandas().sort_values(["file", "pos"], kind="stable")
-        second = rows[rows.doc_id.duplicated()].iloc[0]
-        raise BadRecordError(describe(second["file"], int(second["pos"]), f"duplicate doc_id {int(second['doc_id'])}"))
+        raise BadRecordError(str(first_duplicate(dups.to_pandas(), ["doc_id"], "doc_id")))
     cited = docs.filter(pc.is_in(docs.column("doc_id"), pa.array(pairs.doc_id.unique(), pa.int64())))
     cited_df = cited.select(["doc_id", "sentences"]).to_pandas()
     merged = pairs.merge(cited_df, on="doc_id", how="left", sort=False)
@@ -426,7 +475,7 @@ def write_partitions(examples: pd.DataFrame, folder: str, kind: str, bucket: int
 
 
 def process_bucket(
-    task: tuple[int, list[tuple[str, int]], list[tuple[str, int]]],
+    task: BucketTask,
     out_dir: str,
     splits: list[str],
     seed: int,
@@ -434,10 +483,13 @@ def process_bucket(
 ) -> pd.DataFrame:
     """Dask task of pass 2: join one bucket, build both kinds of examples, write their partitions.
 
-    Returns what the manifest needs: one row per (kind, split, label) with its count, and one
-    row per pair that gave no examples (``problem`` set, in ``skip`` mode).
+    The task ``(bucket, pair groups, doc groups, claim-id groups)`` first checks the claim ids
+    of its bucket (:func:`check_claim_ids`). Returns what the manifest needs: one row per (kind,
+    split, label) with its count, and one row per pair that gave no examples (``problem`` set,
+    in ``skip`` mode).
     """
     use_system_allocator()
+    check_claim_ids(task[3])
     pairs, problems = split_valid_pairs(join_bucket(task), on_bad_record)
     rows: list[dict[str, Any]] = []
     for kind in KINDS:
@@ -457,12 +509,6 @@ def _groups(index: pd.DataFrame, buckets: int) -> list[list[tuple[str, int]]]:
     for r in index.sort_values(["file", "row_group"]).itertuples(index=False):
         out[int(r.bucket)].append((r.file, int(r.row_group)))
     return out
-
-
-def _first_duplicate(df: dd.DataFrame, column: str, dups: Iterable[int], what: str, config: dict[str, Any]) -> str:
-    rows = df[df[column].isin(list(dups))][[column, "file", "pos"]].compute(**config)
-    second = rows.sort_values(["file", "pos"]).loc[lambda x: x[column].duplicated()].iloc[0]
-    return describe(second["file"], int(second["pos"]), f"duplicate {what} {int(second[column])}")
 
 
 def input_bytes(files: list[str]) -> int:
@@ -505,11 +551,9 @@ def dask_scheduler(scheduler: str, workers: int | None) -> Iterator[dict[str, An
 def _run_passes(
     out_dir: Path,
     exchange_dir: Path,
-    claims_df: dd.DataFrame,
-    pair_index: dd.DataFrame,
+    claim_index: dd.DataFrame,
     doc_index: dd.DataFrame,
     bad_claims: dd.DataFrame,
-    dup_claims: dd.Series,
     claims_per_split: dd.Series,
     claim_files: dict[str, list[str]],
     corpus_files: list[str],
@@ -524,25 +568,21 @@ def _run_passes(
 
     The wall time of each pass goes to ``timing``.
     """
-    # pass 1: parse, check ids, exchange by bucket
+    # pass 1: parse, exchange by bucket
     t0 = time.time()
-    pair_ix, doc_out, bad_claims_df, dup_claims_s, per_split = dask.compute(
-        pair_index, doc_index, bad_claims, dup_claims, claims_per_split, **config
+    claim_ix, doc_out, bad_claims_df, per_split = dask.compute(
+        claim_index, doc_index, bad_claims, claims_per_split, **config
     )
     doc_ix = doc_out[doc_out.bucket.notna()].astype({"bucket": "int64", "row_group": "int64", "rows": "int64"})
     bad_records_df = pd.concat([bad_claims_df, doc_out[doc_out.problem.notna()][list(ERROR_COLUMNS)]])
-    if len(dup_claims_s):
-        split, cid = dup_claims_s.index[0]  # ids are unique per split: look in that split only
-        raise BadRecordError(
-            _first_duplicate(claims_df[claims_df.split == split], "claim_id", [cid], "claim id", config)
-        )
     if not int(doc_ix["rows"].sum()):
         raise DataError(f"{', '.join(corpus_files)}: no valid abstract in the corpus")
     for split in splits:
         if not int(per_split.get(split, 0)):
             raise DataError(f"{', '.join(claim_files[split])}: no valid claim in the {split} split")
-    # pass 2: join per bucket, build the examples, write each partition once
-    tasks = list(zip(range(buckets), _groups(pair_ix, buckets), _groups(doc_ix, buckets)))
+    # pass 2: check claim ids, join per bucket, build the examples, write each partition once
+    pair_ix, id_ix = (claim_ix[claim_ix.table == t] for t in ("pairs", "ids"))
+    tasks = list(zip(range(buckets), _groups(pair_ix, buckets), _groups(doc_ix, buckets), _groups(id_ix, buckets)))
     summaries = dd.from_map(
         process_bucket, tasks, out_dir=str(out_dir), splits=splits, seed=seed,
         on_bad_record=on_bad_record, meta=empty_frame({**SUMMARY_COLUMNS, **ERROR_COLUMNS}), enforce_metadata=False,
@@ -576,10 +616,11 @@ def preprocess(
 
     1. parse the claims and corpus blocks; every (claim, abstract) pair and every abstract gets
        the partition of its abstract; each block is written to the exchange folder sorted by
-       bucket (``part % buckets``), one parquet row group per bucket;
-    2. per bucket, read its row groups of every block, join pairs with abstracts, build the
-       examples and write them with ``partition_on=part`` — each partition lies in exactly one
-       bucket, so it is written once, as one file.
+       bucket (``part % buckets``), one parquet row group per bucket; each claim's id goes to
+       the bucket ``claim_id % buckets`` of a second file;
+    2. per bucket, check its claim ids for duplicates, read its row groups of every block, join
+       pairs with abstracts, build the examples and write one file per partition — each
+       partition lies in exactly one bucket, so it is written once.
     """
     if on_bad_record not in ON_BAD_RECORD:
         raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, got {on_bad_record!r}")
@@ -603,26 +644,24 @@ def preprocess(
         claims_df = dd.concat(
             [claims_df[claims_df.split == s].head(max_claims, npartitions=-1, compute=False) for s in claims]
         )
-    pairs = claims_df.map_partitions(claims_to_pairs, meta=empty_frame(PAIR_COLUMNS))
-    pairs = pairs.map_partitions(with_partition, seed, partitions, meta=empty_frame({**PAIR_COLUMNS, "part": "int64"}))
     exchange_dir = out_dir / ".exchange"
     exchange_dir.mkdir(parents=True, exist_ok=True)
-    pair_index = pairs.map_partitions(exchange_pairs, str(exchange_dir), buckets, meta=empty_frame(INDEX_COLUMNS))
+    claim_index = claims_df.map_partitions(
+        exchange_claims, str(exchange_dir), buckets, seed, partitions, meta=empty_frame({**INDEX_COLUMNS, "table": "object"})
+    )
     doc_index = dd.from_map(
         exchange_corpus, list(enumerate(b for b, _ in doc_blocks)), folder=str(exchange_dir), buckets=buckets,
         seed=seed, partitions=partitions, on_bad_record=on_bad_record,
         meta=empty_frame({**INDEX_COLUMNS, **ERROR_COLUMNS}), enforce_metadata=False,
     )
     bad_claims = raw_claims[~raw_claims.problem.isna()][list(ERROR_COLUMNS)]
-    claim_ids = claims_df.groupby(["split", "claim_id"]).size(split_out=max(1, len(claim_blocks) // 16))
-    dup_claims = claim_ids[claim_ids > 1]
     claims_per_split = claims_df.split.value_counts()
 
     timing: dict[str, float] = {}
     try:
         with dask_scheduler(scheduler, num_workers) as config:
             summary, bad_records_df = _run_passes(
-                out_dir, exchange_dir, claims_df, pair_index, doc_index, bad_claims, dup_claims, claims_per_split,
+                out_dir, exchange_dir, claim_index, doc_index, bad_claims, claims_per_split,
                 claim_files, corpus_files, buckets, list(claims), seed, on_bad_record, config, timing,
             )
     finally:
