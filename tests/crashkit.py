@@ -226,6 +226,9 @@ class RcloneServer:
 # --------------------------------------------------------------------------- observing a run
 
 
+GLOB_ATTEMPTS = 5
+
+
 @dataclass
 class Observation:
     """What a trigger can look at: the run's output lines so far and its output folder.
@@ -243,8 +246,17 @@ class Observation:
         return any(text in line for line in self.lines)
 
     def glob(self, pattern: str) -> list[Path]:
-        """Paths under the output folder matching ``pattern`` (hidden names included)."""
-        return list(self.out.glob(pattern))
+        """Paths under the output folder matching ``pattern`` (hidden names included).
+
+        The pipeline renames and removes temporary folders while it runs, so a walk can meet a
+        folder that has just vanished: it is walked again (the trigger polls anyway).
+        """
+        for _ in range(GLOB_ATTEMPTS):
+            try:
+                return list(self.out.glob(pattern))
+            except FileNotFoundError:
+                continue
+        return []
 
     def fresh(self, pattern: str) -> list[Path]:
         """Paths matching ``pattern`` created or renamed into place during this run."""

@@ -84,3 +84,22 @@ def test_temp_file_left_by_a_killed_write_is_removed(tmp_path: Path) -> None:
     with atomic_file(tmp_path / "train_all-1.md", encoding="utf-8") as fh:
         fh.write("# TrainAll report\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train_all-1.md"]
+
+
+def test_observation_walk_survives_a_folder_that_vanishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak found it: a temp folder renamed away during the trigger's walk crashed the harness."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "done.json").write_text("{}")
+    obs = crashkit.Observation(tmp_path, [], since=0.0)
+    real_glob = Path.glob
+    calls = {"n": 0}
+
+    def vanishing_glob(self: Path, pattern: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(self / ".tmp-x" / ".work"))
+        return real_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", vanishing_glob)
+    assert obs.fresh("models/*.json") == [tmp_path / "models" / "done.json"]
+    assert calls["n"] == 2
