@@ -1,9 +1,8 @@
 """Streaming examples from partitions into fixed-size, length-grouped, shuffled batches.
 
-Partitions are read one at a time (small ones pooled up to a few hundred rows, plus a bounded
-shuffle buffer). The stream of an
-epoch is a pure function of ``(seed, epoch)``, so a resumed run can skip exactly the batches it
-already trained on.
+Partitions are read one at a time (small ones pooled up to a few hundred rows) through a
+bounded shuffle buffer. The stream of an epoch is a pure function of ``(seed, epoch)``, so a
+resumed run can skip exactly the batches it already trained on.
 """
 
 from __future__ import annotations
