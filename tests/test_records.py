@@ -15,6 +15,7 @@ from scifact_pipeline.records import (
     expand_inputs,
     iter_block_lines,
     line_number,
+    parse_line,
     plan_blocks,
     read_records,
 )
@@ -293,3 +294,16 @@ def test_expand_inputs_missing_file(tmp_path: Path) -> None:
         expand_inputs(f"{a},{missing}")
     with pytest.raises(FileNotFoundError, match="no input file matches"):
         expand_inputs(str(tmp_path / "nothing-*.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"doc_id": 1, "title": "cut', "not valid JSON (Unterminated string starting at column 24)"),
+        (b'{"doc_id": 1,', "not valid JSON (Expecting property name enclosed in double quotes at column 14)"),
+    ],
+)
+def test_json_error_reads_as_one_phrase(raw: bytes, reason: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_line(raw)
+    assert str(err.value) == reason

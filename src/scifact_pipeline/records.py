@@ -232,7 +232,9 @@ def parse_line(raw: bytes) -> Any:
     try:
         return json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        # some of json's messages already end in "at" ("Unterminated string starting at")
+        where = "column" if exc.msg.endswith(" at") else "at column"
+        raise ValueError(f"not valid JSON ({exc.msg} {where} {exc.colno})") from None
     except RecursionError:
         raise ValueError("not valid JSON (nested too deeply)") from None
 
